@@ -1,0 +1,39 @@
+# Two commands matter: `make run` (the product, embedded) and `make test` (the whole suite).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
+
+.PHONY: setup run demo test lint lock bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*; touch $@
+
+run: setup          ## Airflow standalone + sandboxes + a demo company, on SQLite
+	$(BIN)/mamo-revenue run
+
+demo: setup         ## one period, headless: post it and print the journal
+	$(BIN)/mamo-revenue demo
+
+test: setup         ## the whole suite, on PostgreSQL 127.0.0.1:5432
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+lock:               ## re-resolve requirements.txt into requirements.lock
+	$(BIN)/uv pip compile requirements.txt -o requirements.lock --python-version 3.11
+
+clean:
+	rm -rf var $(VENV)

@@ -1,0 +1,1 @@
+"""The product's own database (never Airflow's metadata DB)."""

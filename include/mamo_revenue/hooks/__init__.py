@@ -1,0 +1,1 @@
+"""Airflow hooks: Mamo, and one hook per ledger behind ``LedgerHook``."""
