@@ -26,3 +26,14 @@ def pg_url():
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def pytest_configure(config):
+    """Every test process gets its own throw-away AIRFLOW_HOME unless one is given."""
+    if "AIRFLOW_HOME" not in os.environ or os.environ["AIRFLOW_HOME"].endswith("var/airflow"):
+        import tempfile
+
+        home = tempfile.mkdtemp(prefix="mamo-airflow-test-")
+        os.environ["AIRFLOW_HOME"] = home
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
