@@ -1,4 +1,4 @@
-"""One Mamo revenue sync DAG per company (`mamo_sync_<company>`).
+"""One Mamo revenue sync DAG per company (`mamo_sync_<company>`), for Airflow 3.
 
 The company list is `registry.json` beside this file (or `$MAMO_REVENUE_REGISTRY`), exported from
 the product database by `mamo-revenue registry export` and by the `mamo_registry` DAG. Reading a

@@ -1,0 +1,101 @@
+"""One import point for the product DB's repositories.
+
+The functions live in small modules (``companies``, ``snapshots``, ``sync_records``); this
+facade lets callers write ``from mamo_revenue.db import repository as repo``.
+"""
+
+from __future__ import annotations
+
+from mamo_revenue.db.companies import (
+    COMPANY_FIELDS,
+    MappedAccount,
+    UnknownCompany,
+    connect_ledger,
+    get_company,
+    get_ledger_connection,
+    get_mappings,
+    list_companies,
+    read_tokens,
+    require_company,
+    set_company_status,
+    set_mapping,
+    set_mappings,
+    store_tokens,
+    touch_last_scan,
+    update_ledger_connection,
+    upsert_company,
+)
+from mamo_revenue.db.session import (
+    current_revision,
+    engine_for_connection,
+    engine_for_url,
+    head_revision,
+    session_scope,
+    upgrade,
+    url_from_connection,
+)
+from mamo_revenue.db.snapshots import (
+    EVENT_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    events_for_period,
+    load_events_frame,
+    load_snapshots_frame,
+    record_events,
+    upsert_snapshots,
+)
+from mamo_revenue.db.sync_records import (
+    DEFAULT_LEASE,
+    ClaimResult,
+    SyncRecordConflict,
+    claim_period,
+    closed_period_keys,
+    get_sync_record,
+    list_sync_records,
+    mark_failed,
+    mark_nothing_to_post,
+    mark_posted,
+)
+
+__all__ = [
+    "COMPANY_FIELDS",
+    "DEFAULT_LEASE",
+    "EVENT_COLUMNS",
+    "SNAPSHOT_COLUMNS",
+    "ClaimResult",
+    "MappedAccount",
+    "SyncRecordConflict",
+    "UnknownCompany",
+    "claim_period",
+    "closed_period_keys",
+    "connect_ledger",
+    "current_revision",
+    "engine_for_connection",
+    "engine_for_url",
+    "events_for_period",
+    "get_company",
+    "get_ledger_connection",
+    "get_mappings",
+    "get_sync_record",
+    "head_revision",
+    "list_companies",
+    "list_sync_records",
+    "load_events_frame",
+    "load_snapshots_frame",
+    "mark_failed",
+    "mark_nothing_to_post",
+    "mark_posted",
+    "read_tokens",
+    "record_events",
+    "require_company",
+    "session_scope",
+    "set_company_status",
+    "set_mapping",
+    "set_mappings",
+    "store_tokens",
+    "touch_last_scan",
+    "update_ledger_connection",
+    "upgrade",
+    "upsert_company",
+    "upsert_snapshots",
+    "url_from_connection",
+]

@@ -1,0 +1,325 @@
+"""Charge snapshots (what Mamo said, upserted by id) and revenue events (append-only).
+
+Snapshots: the latest state of every charge ever seen, so any period can be rebuilt and audited.
+Events: each revenue fact recorded exactly once per ``(company_id, event_key)``; a second run
+recording the same event inserts nothing (``ON CONFLICT DO NOTHING``), so concurrent or repeated
+runs can never double-count. The code never updates or deletes an event.
+
+Both bulk writes use the dialect's own ``INSERT … ON CONFLICT`` (PostgreSQL and SQLite), sent in
+chunks through SQLAlchemy's batched executemany, sorted by key so concurrent writers take row
+locks in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from mamo_revenue.charges import Charge
+from mamo_revenue.db.models import ChargeSnapshot, EventKind, RevenueEvent, utcnow
+from mamo_revenue.db.session import reader
+
+CHUNK_ROWS = 5_000
+
+#: DESIGN.md "Snapshots DataFrame", in this order.
+SNAPSHOT_COLUMNS: tuple[str, ...] = (
+    "charge_id",
+    "status",
+    "created_local",
+    "currency",
+    "amount_minor",
+    "refund_minor",
+    "settlement_currency",
+    "settlement_minor",
+    "fee_minor",
+    "fee_vat_minor",
+    "fee_currency",
+    "problems",
+)
+#: DESIGN.md "Events", in this order.
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_key",
+    "kind",
+    "charge_id",
+    "period_key",
+    "amount_minor",
+    "cumulative_refund_minor",
+)
+
+Bind = Session | Connection | Engine
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _insert_for(bind: Session | Connection):
+    name = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"the product DB supports PostgreSQL and SQLite, not {name}")
+
+
+def _chunks(rows: Sequence[dict], size: int = CHUNK_ROWS) -> Iterator[Sequence[dict]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+@contextmanager
+def _reading(bind: Bind) -> Iterator[Session | Connection]:
+    """Run reads on the caller's session/connection, or in a read-only transaction of an engine."""
+    if isinstance(bind, Engine):
+        with reader(bind).connect() as conn:
+            yield conn
+    else:
+        yield bind
+
+
+def raw_json(raw: Any) -> str | None:
+    """JSON text of a charge as Mamo sent it: ``Decimal`` numbers are written exactly, never via float."""
+    if raw is None:
+        return None
+    return _dump(raw)
+
+
+def _dump(value: Any) -> str:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a JSON number")
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_dump(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_dump(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def problems_text(problems: Iterable[tuple[str, str]]) -> str:
+    """``"field: problem; field: problem"``; empty when none."""
+    return "; ".join(f"{field}: {problem}" for field, problem in problems)
+
+
+# --- snapshots ---------------------------------------------------------------------------------------
+
+
+def _snapshot_row(company_id: str, charge: Charge, seen_at: datetime) -> dict[str, Any]:
+    return {
+        "company_id": company_id,
+        "charge_id": charge.id,
+        "status": str(charge.status),
+        "currency": charge.currency,
+        "amount_minor": int(charge.amount_minor),
+        "refund_minor": int(charge.refund_minor),
+        "created_local": charge.created_local,
+        "settlement_currency": charge.settlement_currency,
+        "settlement_minor": charge.settlement_minor,
+        "settlement_date": charge.settlement_date,
+        "fee_currency": charge.fee_currency,
+        "fee_minor": charge.fee_minor,
+        "fee_vat_minor": charge.fee_vat_minor,
+        "problems": problems_text(charge.problems),
+        "raw": raw_json(charge.raw),
+        "first_seen_at": seen_at,
+        "last_seen_at": seen_at,
+    }
+
+
+def upsert_snapshots(session: Session | Connection, company_id: str, charges: Iterable[Charge], seen_at: datetime) -> int:
+    """Store the latest state of each charge; returns how many distinct charges were written.
+
+    Invariant: one row per (company, charge id) holding what Mamo said last; ``first_seen_at``
+    is set once and never moves, ``last_seen_at`` becomes ``seen_at``. Idempotent: upserting the
+    same charges again changes nothing but ``last_seen_at``. If a charge id appears twice in
+    ``charges`` the last one wins.
+    """
+    if seen_at.tzinfo is None:
+        raise ValueError("seen_at must be an aware datetime (UTC)")
+    latest: dict[str, Charge] = {}
+    for charge in charges:
+        latest[charge.id] = charge
+    if not latest:
+        return 0
+    rows = [_snapshot_row(company_id, latest[charge_id], seen_at) for charge_id in sorted(latest)]
+    insert = _insert_for(session)(ChargeSnapshot.__table__)
+    excluded = insert.excluded
+    updated = {
+        c.name: excluded[c.name]
+        for c in ChargeSnapshot.__table__.columns
+        if c.name not in ("company_id", "charge_id", "first_seen_at")
+    }
+    statement = insert.on_conflict_do_update(index_elements=["company_id", "charge_id"], set_=updated)
+    for chunk in _chunks(rows):
+        session.execute(statement, list(chunk))
+    return len(rows)
+
+
+def load_snapshots_frame(
+    bind: Bind, company_id: str, created_from: datetime | date | None = None, created_before: datetime | date | None = None
+) -> pd.DataFrame:
+    """The company's charge snapshots as the DataFrame of DESIGN.md "Snapshots DataFrame".
+
+    ``created_from`` (inclusive) and ``created_before`` (exclusive) bound ``created_local``, the
+    wall-clock time in the company's zone. Rows are sorted by (created_local, charge_id). Dtypes:
+    strings object (None when absent), ``amount_minor``/``refund_minor`` int64, settlement and fee
+    amounts nullable Int64, ``created_local`` datetime64, ``problems`` "" when none.
+    """
+    table = ChargeSnapshot.__table__
+    query = sa.select(*(table.c[name] for name in SNAPSHOT_COLUMNS)).where(table.c.company_id == company_id)
+    if created_from is not None:
+        query = query.where(table.c.created_local >= _as_datetime(created_from))
+    if created_before is not None:
+        query = query.where(table.c.created_local < _as_datetime(created_before))
+    query = query.order_by(table.c.created_local, table.c.charge_id)
+    with _reading(bind) as conn:
+        rows = conn.execute(query).all()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SNAPSHOT_COLUMNS)
+    data = dict(zip(SNAPSHOT_COLUMNS, columns, strict=True))
+    return pd.DataFrame(
+        {
+            "charge_id": _objects(data["charge_id"]),
+            "status": _objects(data["status"]),
+            "created_local": pd.to_datetime(pd.Series(data["created_local"], dtype="datetime64[ns]")),
+            "currency": _objects(data["currency"]),
+            "amount_minor": pd.Series(data["amount_minor"], dtype="int64"),
+            "refund_minor": pd.Series(data["refund_minor"], dtype="int64"),
+            "settlement_currency": _objects(data["settlement_currency"]),
+            "settlement_minor": pd.Series(data["settlement_minor"], dtype="Int64"),
+            "fee_minor": pd.Series(data["fee_minor"], dtype="Int64"),
+            "fee_vat_minor": pd.Series(data["fee_vat_minor"], dtype="Int64"),
+            "fee_currency": _objects(data["fee_currency"]),
+            "problems": _objects(p or "" for p in data["problems"]),
+        },
+        columns=list(SNAPSHOT_COLUMNS),
+    )
+
+
+def _as_datetime(value: datetime | date) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            raise ValueError("created_local bounds are local wall-clock times: pass a naive datetime")
+        return value
+    return datetime.combine(value, time.min)
+
+
+def _objects(values: Iterable[Any]) -> pd.Series:
+    return pd.Series(list(values), dtype=object)
+
+
+# --- events ------------------------------------------------------------------------------------------
+
+_EVENT_KINDS = frozenset(k.value for k in EventKind)
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, float | np.floating):
+        raise TypeError(f"amount {value!r} is a float; events carry integer minor units")
+    return int(value)
+
+
+def _event_rows(company_id: str, events: pd.DataFrame, run_id: str | None, recorded_at: datetime) -> list[dict]:
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns and c != "cumulative_refund_minor"]
+    if missing:
+        raise ValueError(f"events frame lacks column(s) {', '.join(missing)}")
+    for column in ("amount_minor", "cumulative_refund_minor"):
+        if column in events.columns and events[column].dtype.kind == "f":
+            raise TypeError(f"events column {column!r} is float; it must hold integer minor units")
+    cumulative = events["cumulative_refund_minor"] if "cumulative_refund_minor" in events.columns else None
+    rows: dict[str, dict] = {}
+    for i, (key, kind, charge_id, period_key, amount) in enumerate(
+        zip(events["event_key"], events["kind"], events["charge_id"], events["period_key"], events["amount_minor"], strict=True)
+    ):
+        if kind not in _EVENT_KINDS:
+            raise ValueError(f"event {key!r}: kind {kind!r} must be one of {', '.join(sorted(_EVENT_KINDS))}")
+        rows.setdefault(
+            str(key),
+            {
+                "company_id": company_id,
+                "event_key": str(key),
+                "kind": str(kind),
+                "charge_id": str(charge_id),
+                "period_key": str(period_key),
+                "amount_minor": _int_or_none(amount),
+                "cumulative_refund_minor": _int_or_none(cumulative.iloc[i]) if cumulative is not None else None,
+                "recorded_at": recorded_at,
+                "run_id": run_id,
+            },
+        )
+    return [rows[key] for key in sorted(rows)]
+
+
+def record_events(
+    session: Session | Connection,
+    company_id: str,
+    events: pd.DataFrame,
+    run_id: str | None,
+    *,
+    recorded_at: datetime | None = None,
+) -> int:
+    """Append the events not yet recorded; returns how many rows were inserted.
+
+    Invariant: at most one row per (company, event_key), whatever runs record concurrently; an
+    event already recorded keeps its original period, amount and run (``ON CONFLICT DO NOTHING``).
+    """
+    if events is None or len(events) == 0:
+        return 0
+    rows = _event_rows(company_id, events, run_id, recorded_at or utcnow())
+    statement = (
+        _insert_for(session)(RevenueEvent.__table__)
+        .on_conflict_do_nothing(index_elements=["company_id", "event_key"])
+        .returning(RevenueEvent.__table__.c.id)
+    )
+    inserted = 0
+    for chunk in _chunks(rows):
+        inserted += len(session.execute(statement, list(chunk)).all())
+    return inserted
+
+
+def _events_frame(bind: Bind, query: sa.Select) -> pd.DataFrame:
+    with _reading(bind) as conn:
+        rows = conn.execute(query).all()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(EVENT_COLUMNS)
+    data = dict(zip(EVENT_COLUMNS, columns, strict=True))
+    return pd.DataFrame(
+        {
+            "event_key": _objects(data["event_key"]),
+            "kind": _objects(data["kind"]),
+            "charge_id": _objects(data["charge_id"]),
+            "period_key": _objects(data["period_key"]),
+            "amount_minor": pd.Series(data["amount_minor"], dtype="int64"),
+            "cumulative_refund_minor": pd.Series(data["cumulative_refund_minor"], dtype="Int64"),
+        },
+        columns=list(EVENT_COLUMNS),
+    )
+
+
+def _events_query(company_id: str) -> sa.Select:
+    table = RevenueEvent.__table__
+    return (
+        sa.select(*(table.c[name] for name in EVENT_COLUMNS))
+        .where(table.c.company_id == company_id)
+        .order_by(table.c.id)
+    )
+
+
+def load_events_frame(bind: Bind, company_id: str) -> pd.DataFrame:
+    """Every recorded event of the company (DESIGN.md "Events" columns), in recording order."""
+    return _events_frame(bind, _events_query(company_id))
+
+
+def events_for_period(bind: Bind, company_id: str, period_key: str) -> pd.DataFrame:
+    """The company's events recognised in one period (DESIGN.md "Events" columns)."""
+    return _events_frame(bind, _events_query(company_id).where(RevenueEvent.__table__.c.period_key == period_key))

@@ -1,0 +1,409 @@
+"""Charge snapshots → the revenue events a run for one period records (ACCOUNTING.md, "Events").
+
+``derive_events`` is a pure function of the snapshots Mamo shows now, the events already recorded
+for the company, the period being synced and the set of periods already closed. It returns only
+NEW events, every one of them recognised in the period being synced, so that:
+
+* a sale, its fee and its fee VAT are recorded once per charge (keys ``sale:<id>``, ``fee:<id>``,
+  ``fee_vat:<id>``), in the charge's own period, or in the period being synced when the charge's
+  own period is already closed (a posted journal is never changed);
+* a refund is recorded once per (charge, cumulative refund) (key ``refund:<id>:<cumulative>``),
+  and the refund events of a charge add up to its cumulative refund converted to base currency;
+* every amount is a positive count of base-currency minor units, computed in int64 (never floats).
+
+The choices the contract left open are written down in ``docs/POLICY_CHOICES.md`` ("Events").
+Everything here is vectorised: no Python loop runs per charge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+from mamo_revenue.charges import CAPTURED_STATUSES, Charge
+from mamo_revenue.errors import ChargeDataError, CurrencyPolicyError
+from mamo_revenue.periods import Frequency, Period
+
+
+class EventKind(StrEnum):
+    SALE = "sale"
+    FEE = "fee"
+    FEE_VAT = "fee_vat"
+    REFUND = "refund"
+
+
+SNAPSHOT_COLUMNS = (
+    "charge_id",
+    "status",
+    "created_local",
+    "currency",
+    "amount_minor",
+    "refund_minor",
+    "settlement_currency",
+    "settlement_minor",
+    "fee_minor",
+    "fee_vat_minor",
+    "fee_currency",
+    "problems",
+)
+EVENT_COLUMNS = ("event_key", "kind", "charge_id", "period_key", "amount_minor", "cumulative_refund_minor")
+
+_NS_PER_DAY = 86_400 * 10**9
+_EPOCH = date(1970, 1, 1)
+_INT64_MAX = 2**63 - 1
+#: More distinct days than this in one run's snapshots: look periods up per unique day instead.
+_MAX_DAY_TABLE = 200_000
+
+
+# --- frames ------------------------------------------------------------------------------------------
+
+
+def charges_frame(charges: Iterable[Charge]) -> pd.DataFrame:
+    """Parsed charges as the snapshots DataFrame (DESIGN.md, "Snapshots DataFrame").
+
+    Minor units are int64 (nullable ``Int64`` where Mamo may send null); ``problems`` is
+    ``"field: problem; …"``, empty when the charge is clean.
+    """
+    rows = [
+        (
+            c.id,
+            str(c.status),
+            c.created_local,
+            c.currency,
+            c.amount_minor,
+            c.refund_minor,
+            c.settlement_currency,
+            c.settlement_minor,
+            c.fee_minor,
+            c.fee_vat_minor,
+            c.fee_currency,
+            "; ".join(f"{field}: {problem}" for field, problem in c.problems),
+        )
+        for c in charges
+    ]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SNAPSHOT_COLUMNS)
+    data = dict(zip(SNAPSHOT_COLUMNS, columns, strict=True))
+    return pd.DataFrame(
+        {
+            "charge_id": pd.Series(data["charge_id"], dtype=object),
+            "status": pd.Series(data["status"], dtype=object),
+            "created_local": pd.Series(data["created_local"], dtype="datetime64[ns]"),
+            "currency": pd.Series(data["currency"], dtype=object),
+            "amount_minor": pd.Series(data["amount_minor"], dtype="int64"),
+            "refund_minor": pd.Series(data["refund_minor"], dtype="int64"),
+            "settlement_currency": pd.Series(data["settlement_currency"], dtype=object),
+            "settlement_minor": pd.Series(data["settlement_minor"], dtype="Int64"),
+            "fee_minor": pd.Series(data["fee_minor"], dtype="Int64"),
+            "fee_vat_minor": pd.Series(data["fee_vat_minor"], dtype="Int64"),
+            "fee_currency": pd.Series(data["fee_currency"], dtype=object),
+            "problems": pd.Series(data["problems"], dtype=object),
+        }
+    )
+
+
+def events_frame(
+    event_key, kind, charge_id, period_key, amount_minor, cumulative_refund_minor=None
+) -> pd.DataFrame:
+    """An events DataFrame with the contract's dtypes; arrays or lists, all of one length."""
+    amount = np.asarray(amount_minor, dtype=np.int64)
+    cumulative = (
+        pd.array([pd.NA] * len(amount), dtype="Int64")
+        if cumulative_refund_minor is None
+        else pd.array(cumulative_refund_minor, dtype="Int64")
+    )
+    return pd.DataFrame(
+        {
+            "event_key": np.asarray(event_key, dtype=object),
+            "kind": np.asarray(kind, dtype=object),
+            "charge_id": np.asarray(charge_id, dtype=object),
+            "period_key": np.asarray(period_key, dtype=object),
+            "amount_minor": amount,
+            "cumulative_refund_minor": cumulative,
+        }
+    )
+
+
+def empty_events() -> pd.DataFrame:
+    return events_frame([], [], [], [], [])
+
+
+# --- integer helpers -------------------------------------------------------------------------------
+
+
+def mul_div_half_up(a: np.ndarray, b, denominator) -> np.ndarray:
+    """round_half_up(a × b / denominator) element-wise, exactly, for a, b ≥ 0 and denominator > 0.
+
+    The vector form of ``money.div_round_half_up(a * b, denominator)``. int64 throughout; when
+    ``2·a·b + denominator`` could overflow int64 it falls back to Python integers, so the result
+    is exact for any input.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    den = np.asarray(denominator, dtype=np.int64)
+    if a.size == 0:
+        return np.zeros(np.broadcast(a, b, den).shape, dtype=np.int64)
+    if (a < 0).any() or (b < 0).any() or (den <= 0).any():
+        raise ValueError("mul_div_half_up needs a, b ≥ 0 and a positive denominator")
+    if 2 * int(a.max()) * int(b.max()) + int(den.max()) <= _INT64_MAX:
+        return (2 * a * b + den) // (2 * den)
+    exact = (2 * a.astype(object) * b.astype(object) + den.astype(object)) // (2 * den.astype(object))
+    if max(exact.flat) > _INT64_MAX:
+        raise OverflowError("an amount does not fit in int64 minor units")
+    return exact.astype(np.int64)
+
+
+def _ints(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values with nulls as 0, known mask) of an integer column; floats are refused, not rounded."""
+    if not (pd.api.types.is_integer_dtype(column.dtype) or (len(column) == 0)):
+        raise TypeError(f"column {name} must hold integer minor units, not {column.dtype}")
+    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        known = ~column.isna().to_numpy()
+        return column.to_numpy(dtype=np.int64, na_value=0), known
+    return column.to_numpy(dtype=np.int64), np.ones(len(column), dtype=bool)
+
+
+def _local_ns(column: pd.Series) -> np.ndarray:
+    values = column.to_numpy(dtype="datetime64[ns]")
+    if np.isnat(values).any():
+        raise ValueError("created_local has nulls: every snapshot needs a parsed created_date")
+    return values.view(np.int64)
+
+
+# --- derivation ------------------------------------------------------------------------------------
+
+
+def derive_events(
+    snapshots: pd.DataFrame,
+    recorded: pd.DataFrame,
+    *,
+    period: Period,
+    base_currency: str,
+    closed_periods: set[str],
+    company: str,
+) -> pd.DataFrame:
+    """The events a run for ``period`` records now; none already in ``recorded``.
+
+    ``closed_periods`` holds the keys of the periods whose run has finished (posted or nothing to
+    post): their journals never change, so late data of those periods lands in ``period``.
+    Raises ``ChargeDataError`` when a charge of ``period`` is malformed or a cumulative refund
+    went down, and ``CurrencyPolicyError`` (naming every offending charge) when an amount to be
+    recorded cannot be expressed in ``base_currency``. On error nothing is returned.
+    """
+    if len(snapshots) == 0:
+        return empty_events()
+    base_currency = base_currency.upper()
+    label = period.label
+    created = _local_ns(snapshots["created_local"])
+    start = _ns(period.first_day)
+    in_period = (created >= start) & (created < _ns(period.end_day))
+    before = created < start
+
+    problems = snapshots["problems"].to_numpy(dtype=object)
+    has_problem = problems.astype(bool)  # "" and None: clean
+    _raise_for_bad_charges(
+        snapshots["charge_id"].to_numpy(dtype=object),
+        problems,
+        in_period & has_problem,
+        company=company,
+        label=label,
+    )
+
+    sale_status = snapshots["status"].isin([str(s) for s in CAPTURED_STATUSES]).to_numpy()
+    live = np.flatnonzero(sale_status & ~has_problem & (in_period | before))
+    if live.size == 0:
+        return empty_events()
+    snap = snapshots.take(live)
+    ids = snap["charge_id"].to_numpy(dtype=object)
+    own_period_taken = in_period[live] | (
+        before[live] & _closed_days(created[live] // _NS_PER_DAY, period, closed_periods)
+    )
+
+    amount, _ = _ints(snap["amount_minor"], "amount_minor")
+    refund, _ = _ints(snap["refund_minor"], "refund_minor")
+    settlement, settlement_known = _ints(snap["settlement_minor"], "settlement_minor")
+    fee, fee_known = _ints(snap["fee_minor"], "fee_minor")
+    fee_vat, fee_vat_known = _ints(snap["fee_vat_minor"], "fee_vat_minor")
+    in_base = snap["currency"].to_numpy(dtype=object) == base_currency
+    gross_known = in_base | (settlement_known & fee_known & fee_vat_known)
+    gross = np.where(in_base, amount, settlement + fee + fee_vat)
+
+    sale_done, fee_done, fee_vat_done, previous = _recorded_state(ids, recorded)
+
+    went_down = refund < previous
+    if went_down.any():
+        first = int(np.flatnonzero(went_down)[0])
+        more = int(went_down.sum()) - 1
+        raise ChargeDataError(
+            ids[first],
+            "refund_amount",
+            f"cumulative refund went down from {previous[first]} to {refund[first]} (minor units) after "
+            f"refunds were recorded; a reversal needs an accountant's journal"
+            + (f" ({more} more charge(s) alike)" if more else ""),
+        ).in_context(company=company, period=label)
+
+    new_sale = own_period_taken & gross_known & ~sale_done & (gross > 0)
+    new_fee = own_period_taken & fee_known & ~fee_done & (fee > 0)
+    new_fee_vat = own_period_taken & fee_vat_known & ~fee_vat_done & (fee_vat > 0)
+    rising = gross_known & (refund > previous)
+
+    _check_currencies(
+        snap,
+        ids,
+        in_base,
+        new_sale | rising,
+        new_fee | new_fee_vat,
+        base_currency,
+        company=company,
+        label=label,
+    )
+
+    refund_base = _refund_increase(refund, previous, gross, amount, in_base, rising)
+    new_refund = rising & (refund_base > 0)  # an increase worth 0 fils waits for the next one
+
+    key = period.key
+    parts = [
+        _kind_events(EventKind.SALE, ids, new_sale, gross, key),
+        _kind_events(EventKind.FEE, ids, new_fee, fee, key),
+        _kind_events(EventKind.FEE_VAT, ids, new_fee_vat, fee_vat, key),
+    ]
+    if new_refund.any():
+        refund_ids = ids[new_refund]
+        cumulative = refund[new_refund]
+        parts.append(
+            events_frame(
+                "refund:" + refund_ids + ":" + cumulative.astype(str).astype(object),
+                np.full(refund_ids.size, EventKind.REFUND.value, dtype=object),
+                refund_ids,
+                np.full(refund_ids.size, key, dtype=object),
+                refund_base[new_refund],
+                cumulative,
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _ns(day: date) -> int:
+    return (day - _EPOCH).days * _NS_PER_DAY
+
+
+def _raise_for_bad_charges(
+    ids: np.ndarray, problems: np.ndarray, bad: np.ndarray, *, company: str, label: str
+):
+    """Raise ``ChargeDataError`` for the first malformed charge of the period, counting the others."""
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    first_problem = str(problems[rows[0]]).split("; ")[0]
+    field, _, problem = first_problem.partition(": ")
+    if rows.size > 1:
+        others = ", ".join(f"{ids[i]} ({problems[i]})" for i in rows[1:11])
+        problem += f"; {rows.size - 1} more bad charge(s) in this period: {others}"
+        if rows.size > 11:
+            problem += ", …"
+    raise ChargeDataError(ids[rows[0]], field, problem).in_context(company=company, period=label)
+
+
+def _closed_days(days: np.ndarray, period: Period, closed_periods: set[str]) -> np.ndarray:
+    """For each day number (days since 1970-01-01), whether its period is in ``closed_periods``."""
+    if days.size == 0 or not closed_periods:
+        return np.zeros(days.size, dtype=bool)
+    first, last = int(days.min()), int(days.max())
+    if last - first < _MAX_DAY_TABLE:
+        table = np.array(
+            [
+                _is_closed(first + offset, period.frequency, closed_periods)
+                for offset in range(last - first + 1)
+            ],
+            dtype=bool,
+        )
+        return table[days - first]
+    unique, inverse = np.unique(days, return_inverse=True)
+    table = np.array([_is_closed(int(d), period.frequency, closed_periods) for d in unique], dtype=bool)
+    return table[inverse]
+
+
+def _is_closed(day_number: int, frequency: Frequency, closed_periods: set[str]) -> bool:
+    return Period.containing(_EPOCH + timedelta(days=day_number), frequency).key in closed_periods
+
+
+def _recorded_state(ids: np.ndarray, recorded: pd.DataFrame):
+    """Per charge: sale, fee and fee-VAT already recorded, and the largest cumulative refund recorded."""
+    n = ids.size
+    sale_done, fee_done, fee_vat_done = (np.zeros(n, dtype=bool) for _ in range(3))
+    previous = np.zeros(n, dtype=np.int64)
+    index = pd.Index(ids)
+    if not index.is_unique:
+        duplicated = index[index.duplicated()].unique()[:10].tolist()
+        raise ValueError(f"snapshots hold a charge more than once: {duplicated}")
+    if len(recorded) == 0:
+        return sale_done, fee_done, fee_vat_done, previous
+    position = index.get_indexer(recorded["charge_id"].to_numpy(dtype=object))
+    kind = recorded["kind"].to_numpy(dtype=object)
+    seen = position >= 0
+    for done, name in (
+        (sale_done, EventKind.SALE),
+        (fee_done, EventKind.FEE),
+        (fee_vat_done, EventKind.FEE_VAT),
+    ):
+        done[position[seen & (kind == name.value)]] = True
+    refunds = seen & (kind == EventKind.REFUND.value)
+    if refunds.any():
+        cumulative, known = _ints(recorded["cumulative_refund_minor"], "cumulative_refund_minor")
+        if not known[refunds].all():
+            raise ValueError("a recorded refund event has no cumulative_refund_minor")
+        np.maximum.at(previous, position[refunds], cumulative[refunds])
+    return sale_done, fee_done, fee_vat_done, previous
+
+
+def _check_currencies(snap, ids, in_base, gross_rows, fee_rows, base: str, *, company: str, label: str):
+    """Every amount to record must be in ``base``: raise naming ALL the charges that are not."""
+    settlement_currency = snap["settlement_currency"].to_numpy(dtype=object)
+    fee_currency = snap["fee_currency"].to_numpy(dtype=object)
+    foreign_gross = gross_rows & ~in_base & ((settlement_currency != base) | (fee_currency != base))
+    foreign_fee = fee_rows & (fee_currency != base)
+    offending = foreign_gross | foreign_fee
+    if offending.any():
+        rows = np.flatnonzero(offending)
+        listed = ", ".join(
+            f"{ids[i]} ({snap['currency'].iat[i]} {snap['amount_minor'].iat[i]}, settles in "
+            f"{settlement_currency[i]}, fees in {fee_currency[i]})"
+            for i in rows
+        )
+        raise CurrencyPolicyError(
+            f"company {company}, period {label}: {rows.size} charge(s) cannot be converted to the base "
+            f"currency {base} (Mamo's settlement and fee currencies must be {base}): {listed}; nothing recorded"
+        )
+
+
+def _refund_increase(refund, previous, gross, amount, in_base, rising) -> np.ndarray:
+    """conv(new cumulative) − conv(recorded cumulative), zero where not rising.
+
+    conv(x) = x for a base-currency charge, else round_half_up(x × gross in base / amount):
+    each charge's own effective rate (ACCOUNTING.md, "Currency"), so the increases of a charge
+    always add up to conv(final cumulative).
+    """
+    increase = np.zeros(refund.size, dtype=np.int64)
+    plain = rising & in_base
+    increase[plain] = refund[plain] - previous[plain]
+    converted = rising & ~in_base
+    if converted.any():
+        rate_num, rate_den = gross[converted], amount[converted]
+        increase[converted] = mul_div_half_up(refund[converted], rate_num, rate_den) - mul_div_half_up(
+            previous[converted], rate_num, rate_den
+        )
+    return increase
+
+
+def _kind_events(kind: EventKind, ids, mask, amounts, period_key: str) -> pd.DataFrame:
+    chosen = ids[mask]
+    return events_frame(
+        (kind.value + ":") + chosen,
+        np.full(chosen.size, kind.value, dtype=object),
+        chosen,
+        np.full(chosen.size, period_key, dtype=object),
+        amounts[mask],
+    )
