@@ -60,8 +60,8 @@ _CONNECTION_FIELDS = {
     "conn_port": "port",
 }
 
-#: Extra keys whose values are treated as secrets in any output.
-_SECRET_EXTRA = re.compile(r"secret|token|password|passwd|key|credential", re.IGNORECASE)
+#: Extra keys whose values are treated as secrets in any output (``token_url`` is not one).
+_SECRET_EXTRA = re.compile(r"(secret|password|passwd|token|key|credentials?)$", re.IGNORECASE)
 
 #: How long one ``airflow ... import`` may take (each starts a Python process that imports Airflow).
 CLI_TIMEOUT_SECONDS = 300

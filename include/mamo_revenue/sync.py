@@ -94,7 +94,7 @@ def product_engine():
 def ledger_hook_for(company, engine):
     """The company's ledger hook, with its tokens kept in the product DB."""
     from mamo_revenue.db import repository as repo
-    from mamo_revenue.db.crypto import cipher_from_connection
+    from mamo_revenue.db.crypto import load_cipher
     from mamo_revenue.db.session import session_scope
     from mamo_revenue.db.tokens import DbTokenStore
     from mamo_revenue.hooks.registry import ledger_hook_class
@@ -111,7 +111,7 @@ def ledger_hook_for(company, engine):
     hook_class = ledger_hook_class(company.ledger_platform)
     return hook_class(
         **{hook_class.conn_name_attr: company.ledger_conn_id},
-        token_store=DbTokenStore(engine, company.id, cipher_from_connection()),
+        token_store=DbTokenStore(engine, company.id, load_cipher()),
         tenant_id=tenant_id,
     )
 
@@ -162,12 +162,14 @@ def _claim(engine, company_id: str, period: Period, run_id: str):
 
 
 def _closed_result(claim, company, period: Period) -> dict:
+    record = claim.record
+    status = str(claim.status.value)
     log.info("Period %s of %s is already %s (journal %s in the ledger, reference %s): nothing to do.",
-             period.label, company.id, claim.status.replace("_", " "), claim.ledger_journal_id or "—",
-             claim.reference)
-    return {"state": "already_done", "status": claim.status, "period": period.label,
-            "frequency": company.frequency, "reference": claim.reference,
-            "ledger_journal_id": claim.ledger_journal_id}
+             period.label, company.id, status.replace("_", " "), record.ledger_journal_id or "—",
+             record.reference)
+    return {"state": "already_done", "status": status, "period": period.label,
+            "frequency": company.frequency, "reference": record.reference,
+            "ledger_journal_id": record.ledger_journal_id}
 
 
 def extract_step(company_id: str, info: RunInfo, *, engine=None, now: datetime | None = None,
@@ -182,7 +184,7 @@ def extract_step(company_id: str, info: RunInfo, *, engine=None, now: datetime |
     company = _company(engine, company_id)
     period = resolve_period(company, info)
     claim = _claim(engine, company_id, period, info.run_id)
-    if claim.closed:
+    if claim.already_closed:
         return _closed_result(claim, company, period)
     with recording_failure(engine, company_id, period, "extract"):
         created_from = lookback_start(company, period, now)
@@ -194,7 +196,7 @@ def extract_step(company_id: str, info: RunInfo, *, engine=None, now: datetime |
                                           company=company_id, period=period.label)
         with session_scope(engine) as session:
             repo.upsert_snapshots(session, company_id, charges, seen_at=now)
-            repo.set_last_scan(session, company_id, now)
+            repo.touch_last_scan(session, company_id, now)
         snapshots = repo.load_snapshots_frame(engine, company_id, created_from)
         recorded = repo.load_events_frame(engine, company_id)
         with session_scope(engine) as session:
@@ -273,7 +275,7 @@ def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, l
     journal = journal_from_dict(validated["journal"])
     period = journal.period
     claim = _claim(engine, company_id, period, info.run_id)  # renews our claim; refuses a stranger's
-    if claim.closed:
+    if claim.already_closed:
         return _closed_result(claim, company, period)
     with recording_failure(engine, company_id, period, "post"):
         with session_scope(engine) as session:

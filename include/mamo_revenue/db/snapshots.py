@@ -159,10 +159,16 @@ def upsert_snapshots(session: Session | Connection, company_id: str, charges: It
         for c in ChargeSnapshot.__table__.columns
         if c.name not in ("company_id", "charge_id", "first_seen_at")
     }
-    statement = insert.on_conflict_do_update(index_elements=["company_id", "charge_id"], set_=updated)
+    # RETURNING is what lets SQLAlchemy batch an executemany of ON CONFLICT DO UPDATE into
+    # multi-row VALUES statements ("insertmanyvalues"); without it psycopg2 sends one row per
+    # round trip (SQLAlchemy 2.1, sqlalchemy#13130): 100k charges took ~25 s instead of seconds.
+    statement = insert.on_conflict_do_update(index_elements=["company_id", "charge_id"], set_=updated).returning(
+        insert.table.c.charge_id
+    )
+    written = 0
     for chunk in _chunks(rows):
-        session.execute(statement, list(chunk))
-    return len(rows)
+        written += len(session.execute(statement, list(chunk)).all())
+    return written
 
 
 def load_snapshots_frame(
