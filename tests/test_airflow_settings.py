@@ -376,6 +376,7 @@ def test_pools_are_listed_with_their_slots(airflow_env, loaded):
 
 
 @pytest.mark.airflow
+@pytest.mark.slow
 def test_reloading_overwrites_then_restores_without_duplicates(airflow_env, loaded, tmp_path):
     changed = yaml.safe_load(SETTINGS.read_text())
     changed["airflow"]["connections"][2]["conn_host"] = "http://127.0.0.1:9999/api.xro/2.0"

@@ -108,19 +108,23 @@ def charges_frame(charges: Iterable[Charge]) -> pd.DataFrame:
 def events_frame(
     event_key, kind, charge_id, period_key, amount_minor, cumulative_refund_minor=None
 ) -> pd.DataFrame:
-    """An events DataFrame with the contract's dtypes; arrays or lists, all of one length."""
+    """An events DataFrame with the contract's dtypes; arrays or lists, all of one length.
+
+    ``cumulative_refund_minor`` is None (all null) or a sequence with None/NA for non-refunds.
+    """
     amount = np.asarray(amount_minor, dtype=np.int64)
-    cumulative = (
-        pd.array([pd.NA] * len(amount), dtype="Int64")
-        if cumulative_refund_minor is None
-        else pd.array(cumulative_refund_minor, dtype="Int64")
-    )
+    if cumulative_refund_minor is None:
+        cumulative = pd.arrays.IntegerArray(
+            np.zeros(amount.size, dtype=np.int64), np.ones(amount.size, dtype=bool)
+        )
+    else:
+        cumulative = pd.array(cumulative_refund_minor, dtype="Int64")
     return pd.DataFrame(
         {
-            "event_key": np.asarray(event_key, dtype=object),
-            "kind": np.asarray(kind, dtype=object),
-            "charge_id": np.asarray(charge_id, dtype=object),
-            "period_key": np.asarray(period_key, dtype=object),
+            "event_key": _objects(event_key),
+            "kind": _objects(kind),
+            "charge_id": _objects(charge_id),
+            "period_key": _objects(period_key),
             "amount_minor": amount,
             "cumulative_refund_minor": cumulative,
         }
@@ -129,6 +133,14 @@ def events_frame(
 
 def empty_events() -> pd.DataFrame:
     return events_frame([], [], [], [], [])
+
+
+def _objects(values) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        return values
+    array = np.empty(len(values), dtype=object)
+    array[:] = list(values)
+    return array
 
 
 # --- integer helpers -------------------------------------------------------------------------------
@@ -156,14 +168,25 @@ def mul_div_half_up(a: np.ndarray, b, denominator) -> np.ndarray:
     return exact.astype(np.int64)
 
 
-def _ints(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(values with nulls as 0, known mask) of an integer column; floats are refused, not rounded."""
-    if not (pd.api.types.is_integer_dtype(column.dtype) or (len(column) == 0)):
-        raise TypeError(f"column {name} must hold integer minor units, not {column.dtype}")
-    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
-        known = ~column.isna().to_numpy()
-        return column.to_numpy(dtype=np.int64, na_value=0), known
-    return column.to_numpy(dtype=np.int64), np.ones(len(column), dtype=bool)
+def _ints(column: pd.Series, name: str, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(values with nulls as 0, known mask) of an integer column, at ``rows`` (all when None).
+
+    Floats are refused, not rounded: a float in a minor-units column is a defect upstream.
+    """
+    dtype = column.dtype
+    if not (pd.api.types.is_integer_dtype(dtype) or (len(column) == 0)):
+        raise TypeError(f"column {name} must hold integer minor units, not {dtype}")
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        array = column.array
+        known = ~np.asarray(array.isna())
+        values = array.to_numpy(dtype=np.int64, na_value=0)
+    else:
+        values = column.to_numpy(dtype=np.int64)
+        known = None
+    if rows is not None:
+        values = values[rows]
+        known = None if known is None else known[rows]
+    return values, (np.ones(values.size, dtype=bool) if known is None else known)
 
 
 def _local_ns(column: pd.Series) -> np.ndarray:
@@ -193,41 +216,38 @@ def derive_events(
     went down, and ``CurrencyPolicyError`` (naming every offending charge) when an amount to be
     recorded cannot be expressed in ``base_currency``. On error nothing is returned.
     """
+    label = period.label
+    if period.key in closed_periods:
+        raise ValueError(f"company {company}, period {label} is closed: a posted journal never changes")
     if len(snapshots) == 0:
         return empty_events()
-    base_currency = base_currency.upper()
-    label = period.label
+    base = base_currency.upper()
     created = _local_ns(snapshots["created_local"])
     start = _ns(period.first_day)
     in_period = (created >= start) & (created < _ns(period.end_day))
     before = created < start
 
+    all_ids = snapshots["charge_id"].to_numpy(dtype=object)
     problems = snapshots["problems"].to_numpy(dtype=object)
     has_problem = problems.astype(bool)  # "" and None: clean
-    _raise_for_bad_charges(
-        snapshots["charge_id"].to_numpy(dtype=object),
-        problems,
-        in_period & has_problem,
-        company=company,
-        label=label,
-    )
+    _raise_for_bad_charges(all_ids, problems, in_period & has_problem, company=company, label=label)
 
     sale_status = snapshots["status"].isin([str(s) for s in CAPTURED_STATUSES]).to_numpy()
-    live = np.flatnonzero(sale_status & ~has_problem & (in_period | before))
+    live = np.flatnonzero(sale_status & ~has_problem & (in_period | before))  # own period ≤ P, clean sales
     if live.size == 0:
         return empty_events()
-    snap = snapshots.take(live)
-    ids = snap["charge_id"].to_numpy(dtype=object)
-    own_period_taken = in_period[live] | (
-        before[live] & _closed_days(created[live] // _NS_PER_DAY, period, closed_periods)
-    )
+    ids = all_ids[live]
+    live_before = before[live]
+    own_period_taken = in_period[live]
+    if live_before.any():
+        own_period_taken |= live_before & _closed_days(created[live] // _NS_PER_DAY, period, closed_periods)
 
-    amount, _ = _ints(snap["amount_minor"], "amount_minor")
-    refund, _ = _ints(snap["refund_minor"], "refund_minor")
-    settlement, settlement_known = _ints(snap["settlement_minor"], "settlement_minor")
-    fee, fee_known = _ints(snap["fee_minor"], "fee_minor")
-    fee_vat, fee_vat_known = _ints(snap["fee_vat_minor"], "fee_vat_minor")
-    in_base = snap["currency"].to_numpy(dtype=object) == base_currency
+    amount, _ = _ints(snapshots["amount_minor"], "amount_minor", live)
+    refund, _ = _ints(snapshots["refund_minor"], "refund_minor", live)
+    settlement, settlement_known = _ints(snapshots["settlement_minor"], "settlement_minor", live)
+    fee, fee_known = _ints(snapshots["fee_minor"], "fee_minor", live)
+    fee_vat, fee_vat_known = _ints(snapshots["fee_vat_minor"], "fee_vat_minor", live)
+    in_base = snapshots["currency"].to_numpy(dtype=object)[live] == base
     gross_known = in_base | (settlement_known & fee_known & fee_vat_known)
     gross = np.where(in_base, amount, settlement + fee + fee_vat)
 
@@ -245,45 +265,41 @@ def derive_events(
             + (f" ({more} more charge(s) alike)" if more else ""),
         ).in_context(company=company, period=label)
 
-    new_sale = own_period_taken & gross_known & ~sale_done & (gross > 0)
-    new_fee = own_period_taken & fee_known & ~fee_done & (fee > 0)
-    new_fee_vat = own_period_taken & fee_vat_known & ~fee_vat_done & (fee_vat > 0)
-    rising = gross_known & (refund > previous)
-
+    takes = own_period_taken
+    new_sale = takes & gross_known & ~sale_done & (gross > 0)
+    new_fee = takes & fee_known & ~fee_done & (fee > 0)
+    new_fee_vat = takes & fee_vat_known & ~fee_vat_done & (fee_vat > 0)
+    rising_mask = gross_known & (refund > previous)
     _check_currencies(
-        snap,
+        snapshots,
+        live,
         ids,
-        in_base,
-        new_sale | rising,
+        (new_sale | rising_mask) & ~in_base,
         new_fee | new_fee_vat,
-        base_currency,
+        base,
         company=company,
         label=label,
     )
+    new_sale, new_fee, new_fee_vat, rising = (
+        np.flatnonzero(mask) for mask in (new_sale, new_fee, new_fee_vat, rising_mask)
+    )
 
-    refund_base = _refund_increase(refund, previous, gross, amount, in_base, rising)
-    new_refund = rising & (refund_base > 0)  # an increase worth 0 fils waits for the next one
-
-    key = period.key
-    parts = [
-        _kind_events(EventKind.SALE, ids, new_sale, gross, key),
-        _kind_events(EventKind.FEE, ids, new_fee, fee, key),
-        _kind_events(EventKind.FEE_VAT, ids, new_fee_vat, fee_vat, key),
-    ]
-    if new_refund.any():
-        refund_ids = ids[new_refund]
-        cumulative = refund[new_refund]
-        parts.append(
-            events_frame(
-                "refund:" + refund_ids + ":" + cumulative.astype(str).astype(object),
-                np.full(refund_ids.size, EventKind.REFUND.value, dtype=object),
-                refund_ids,
-                np.full(refund_ids.size, key, dtype=object),
-                refund_base[new_refund],
-                cumulative,
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
+    increase = _refund_increase(
+        refund[rising], previous[rising], gross[rising], amount[rising], in_base[rising]
+    )
+    worth = increase > 0  # an increase worth 0 fils waits for the next one
+    new_refund, increase = rising[worth], increase[worth]
+    return _events(
+        period.key,
+        ids,
+        (
+            (EventKind.SALE, new_sale, gross[new_sale]),
+            (EventKind.FEE, new_fee, fee[new_fee]),
+            (EventKind.FEE_VAT, new_fee_vat, fee_vat[new_fee_vat]),
+            (EventKind.REFUND, new_refund, increase),
+        ),
+        refund[new_refund],
+    )
 
 
 def _ns(day: date) -> int:
@@ -331,17 +347,20 @@ def _is_closed(day_number: int, frequency: Frequency, closed_periods: set[str]) 
 
 
 def _recorded_state(ids: np.ndarray, recorded: pd.DataFrame):
-    """Per charge: sale, fee and fee-VAT already recorded, and the largest cumulative refund recorded."""
+    """Per charge: sale, fee and fee-VAT already recorded, and the largest cumulative refund recorded.
+
+    One hash join of the recorded events' charge ids onto the snapshot rows; then flags by kind.
+    """
     n = ids.size
     sale_done, fee_done, fee_vat_done = (np.zeros(n, dtype=bool) for _ in range(3))
     previous = np.zeros(n, dtype=np.int64)
-    index = pd.Index(ids)
+    index = pd.Index(ids, dtype=object)
     if not index.is_unique:
         duplicated = index[index.duplicated()].unique()[:10].tolist()
         raise ValueError(f"snapshots hold a charge more than once: {duplicated}")
     if len(recorded) == 0:
         return sale_done, fee_done, fee_vat_done, previous
-    position = index.get_indexer(recorded["charge_id"].to_numpy(dtype=object))
+    position = index.get_indexer(pd.Index(recorded["charge_id"].to_numpy(dtype=object), dtype=object))
     kind = recorded["kind"].to_numpy(dtype=object)
     seen = position >= 0
     for done, name in (
@@ -350,60 +369,89 @@ def _recorded_state(ids: np.ndarray, recorded: pd.DataFrame):
         (fee_vat_done, EventKind.FEE_VAT),
     ):
         done[position[seen & (kind == name.value)]] = True
-    refunds = seen & (kind == EventKind.REFUND.value)
-    if refunds.any():
-        cumulative, known = _ints(recorded["cumulative_refund_minor"], "cumulative_refund_minor")
-        if not known[refunds].all():
+    refunds = np.flatnonzero(seen & (kind == EventKind.REFUND.value))
+    if refunds.size:
+        cumulative, known = _ints(recorded["cumulative_refund_minor"], "cumulative_refund_minor", refunds)
+        if not known.all():
             raise ValueError("a recorded refund event has no cumulative_refund_minor")
-        np.maximum.at(previous, position[refunds], cumulative[refunds])
+        np.maximum.at(previous, position[refunds], cumulative)
     return sale_done, fee_done, fee_vat_done, previous
 
 
-def _check_currencies(snap, ids, in_base, gross_rows, fee_rows, base: str, *, company: str, label: str):
-    """Every amount to record must be in ``base``: raise naming ALL the charges that are not."""
-    settlement_currency = snap["settlement_currency"].to_numpy(dtype=object)
-    fee_currency = snap["fee_currency"].to_numpy(dtype=object)
-    foreign_gross = gross_rows & ~in_base & ((settlement_currency != base) | (fee_currency != base))
-    foreign_fee = fee_rows & (fee_currency != base)
-    offending = foreign_gross | foreign_fee
-    if offending.any():
-        rows = np.flatnonzero(offending)
-        listed = ", ".join(
-            f"{ids[i]} ({snap['currency'].iat[i]} {snap['amount_minor'].iat[i]}, settles in "
-            f"{settlement_currency[i]}, fees in {fee_currency[i]})"
-            for i in rows
-        )
-        raise CurrencyPolicyError(
-            f"company {company}, period {label}: {rows.size} charge(s) cannot be converted to the base "
-            f"currency {base} (Mamo's settlement and fee currencies must be {base}): {listed}; nothing recorded"
-        )
+def _check_currencies(snapshots, live, ids, foreign_gross, new_fees, base: str, *, company: str, label: str):
+    """Every amount to record must be in ``base``: raise naming ALL the charges that are not.
+
+    A foreign-currency charge's gross (sale or refund) comes from Mamo's settlement figures, so
+    its settlement and fee currencies must be ``base``; a fee or fee VAT to record must be too.
+    Only the rows about to be recorded are compared (``foreign_gross``, ``new_fees`` masks).
+    """
+    settlement_currency = snapshots["settlement_currency"].to_numpy(dtype=object)
+    fee_currency = snapshots["fee_currency"].to_numpy(dtype=object)
+    gross_rows, fee_rows = np.flatnonzero(foreign_gross), np.flatnonzero(new_fees)
+    bad_gross = gross_rows[
+        (settlement_currency[live[gross_rows]] != base) | (fee_currency[live[gross_rows]] != base)
+    ]
+    bad_fee = fee_rows[fee_currency[live[fee_rows]] != base]
+    if bad_gross.size == 0 and bad_fee.size == 0:
+        return
+    offending = np.unique(np.concatenate([bad_gross, bad_fee]))
+    listed = ", ".join(
+        f"{ids[i]} (settles in {settlement_currency[live[i]]}, fees in {fee_currency[live[i]]})"
+        for i in offending
+    )
+    raise CurrencyPolicyError(
+        f"company {company}, period {label}: {offending.size} charge(s) cannot be converted to the base "
+        f"currency {base} (Mamo's settlement and fee currencies must be {base}): {listed}; nothing recorded"
+    )
 
 
-def _refund_increase(refund, previous, gross, amount, in_base, rising) -> np.ndarray:
-    """conv(new cumulative) − conv(recorded cumulative), zero where not rising.
+def _refund_increase(refund, previous, gross, amount, in_base) -> np.ndarray:
+    """conv(new cumulative) − conv(recorded cumulative) for rising refunds.
 
     conv(x) = x for a base-currency charge, else round_half_up(x × gross in base / amount):
     each charge's own effective rate (ACCOUNTING.md, "Currency"), so the increases of a charge
     always add up to conv(final cumulative).
     """
-    increase = np.zeros(refund.size, dtype=np.int64)
-    plain = rising & in_base
-    increase[plain] = refund[plain] - previous[plain]
-    converted = rising & ~in_base
-    if converted.any():
-        rate_num, rate_den = gross[converted], amount[converted]
-        increase[converted] = mul_div_half_up(refund[converted], rate_num, rate_den) - mul_div_half_up(
-            previous[converted], rate_num, rate_den
+    increase = refund - previous
+    foreign = ~in_base
+    if foreign.any():
+        rate_num, rate_den = gross[foreign], amount[foreign]
+        increase[foreign] = mul_div_half_up(refund[foreign], rate_num, rate_den) - mul_div_half_up(
+            previous[foreign], rate_num, rate_den
         )
     return increase
 
 
-def _kind_events(kind: EventKind, ids, mask, amounts, period_key: str) -> pd.DataFrame:
-    chosen = ids[mask]
-    return events_frame(
-        (kind.value + ":") + chosen,
-        np.full(chosen.size, kind.value, dtype=object),
-        chosen,
-        np.full(chosen.size, period_key, dtype=object),
-        amounts[mask],
+def _events(period_key: str, ids: np.ndarray, parts, cumulative: np.ndarray) -> pd.DataFrame:
+    """One events frame from (kind, rows, amounts) parts; the refund part comes last."""
+    sizes = [rows.size for _, rows, _ in parts]
+    total = sum(sizes)
+    charge_ids = np.concatenate([ids[rows] for _, rows, _ in parts])
+    kind = np.empty(total, dtype=object)
+    keys = np.empty(total, dtype=object)
+    start = 0
+    for (event_kind, _, _), size in zip(parts, sizes, strict=True):
+        end = start + size
+        kind[start:end] = event_kind.value
+        keys[start:end] = (event_kind.value + ":") + charge_ids[start:end]
+        start = end
+    if cumulative.size:  # the refund key also names the cumulative amount
+        keys[total - cumulative.size :] += ":" + cumulative.astype(str).astype(object)
+    period = np.empty(total, dtype=object)
+    period[:] = period_key
+    others = total - cumulative.size
+    cumulative_column = pd.arrays.IntegerArray(
+        np.concatenate([np.zeros(others, dtype=np.int64), cumulative.astype(np.int64)]),
+        np.concatenate([np.ones(others, dtype=bool), np.zeros(cumulative.size, dtype=bool)]),
+    )
+    return pd.DataFrame(
+        {
+            "event_key": keys,
+            "kind": kind,
+            "charge_id": charge_ids,
+            "period_key": period,
+            "amount_minor": np.concatenate([np.asarray(a, dtype=np.int64) for _, _, a in parts]),
+            "cumulative_refund_minor": cumulative_column,
+        },
+        copy=False,
     )

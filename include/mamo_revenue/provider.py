@@ -1,11 +1,59 @@
-"""Airflow provider info for the project's connection types (filled in with the Xero hook)."""
+"""Airflow provider info: the ``mamo`` and ``xero`` connection types and their connection forms.
+
+Registered through the ``apache_airflow_provider`` entry point of the project's pyproject
+(AIRFLOW3.md §4). Only provider info reaches the connection form; a hook in ``include/`` alone does not.
+Pure data: importing this module must stay free of Airflow and of I/O.
+"""
+
+from __future__ import annotations
+
+
+def _text(label: str, description: str, default: str | None = None) -> dict:
+    schema: dict = {"type": ["string", "null"]}
+    if default is not None:
+        schema["default"] = default
+    return {"label": label, "description": description, "schema": schema}
+
+
+XERO_CONN_FIELDS = {
+    "token_url": _text("Token URL", "OAuth token endpoint. Empty: Xero's, or the sandbox's when the host is a sandbox."),
+    "authorize_url": _text("Authorize URL", "Where users approve access. Empty: Xero's login page, or the sandbox's."),
+    "connections_url": _text("Connections URL", "Lists the organisations a consent reached. Empty: derived from the host."),
+    "scopes": _text("Scopes", "Space-separated OAuth scopes (apps created from 2026-03-02 need granular scopes).",
+                    "openid offline_access accounting.settings accounting.manualjournals"),
+    "redirect_uri": _text("Redirect URI", "The OAuth callback registered with the Xero app, e.g. "
+                          "https://airflow.example.com/revenue-accounting/oauth/callback"),
+}
 
 
 def get_provider_info() -> dict:
     return {
         "package-name": "mamo-revenue",
         "name": "Mamo revenue accounting",
-        "description": "Mamo extraction and ledger posting hooks.",
+        "description": "Mamo extraction and ledger posting hooks (Xero).",
         "versions": ["0.1.0"],
-        "connection-types": [],
+        "connection-types": [
+            {
+                "connection-type": "mamo",
+                "hook-name": "Mamo",
+                "hook-class-name": "mamo_revenue.hooks.mamo.MamoHook",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "API base URL", "password": "API key"},
+                    "placeholders": {"host": "https://business.mamopay.com/manage_api/v1"},
+                },
+            },
+            {
+                "connection-type": "xero",
+                "hook-name": "Xero",
+                "hook-class-name": "mamo_revenue.hooks.xero.XeroHook",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "API base URL", "login": "Client ID", "password": "Client secret"},
+                    "placeholders": {"host": "https://api.xero.com/api.xro/2.0",
+                                     "login": "the Xero app's client id (developer.xero.com > My Apps)"},
+                },
+                "conn-fields": XERO_CONN_FIELDS,
+            },
+        ],
     }

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import uuid
 
-#: The app every fresh sandbox knows (LEDGER_APIS.md §1.1: a confidential web app with a secret).
-DEFAULT_CLIENT_ID = "MAMO0SANDBOX0APP0000000000000001"
-DEFAULT_CLIENT_SECRET = "mamo-sandbox-secret-not-for-production-0000000001"
+#: The app every fresh sandbox knows (LEDGER_APIS.md §1.1: a confidential web app with a secret). The
+#: local connection ``xero_default`` of ``airflow_settings.yaml`` uses these.
+DEFAULT_CLIENT_ID = "mamo-sandbox-client"
+DEFAULT_CLIENT_SECRET = "mamo-sandbox-secret"
 DEFAULT_APP_NAME = "Mamo Revenue (sandbox)"
 DEFAULT_REDIRECT_URIS = (
-    "http://localhost:8080/revenue/xero/callback",  # the Airflow UI plugin (api-server port 8080)
-    "http://127.0.0.1:8080/revenue/xero/callback",
-    "http://localhost:8765/xero/callback",  # the CLI's loopback listener
-    "http://127.0.0.1:8765/xero/callback",
+    "http://127.0.0.1:8080/revenue-accounting/oauth/callback",  # the UI plugin on the local api-server
+    "http://localhost:8080/revenue-accounting/oauth/callback",
+    "http://127.0.0.1:8765/xero/callback",  # a CLI's loopback listener
+    "http://localhost:8765/xero/callback",
 )
 #: Scope string of a new app (LEDGER_APIS.md §1.1).
 DEFAULT_SCOPES = "openid offline_access accounting.settings accounting.manualjournals"

@@ -11,7 +11,7 @@ import copy
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -91,14 +91,14 @@ class Organisation:
     def account_by_code(self, code: str) -> dict | None:
         return next((a for a in self.accounts.values() if a.get("Code") == code and a["Status"] != "DELETED"), None)
 
-    def binding_lock(self) -> tuple[str, date] | None:
-        """The later of the two lock dates, with the words of its message."""
-        locks = [(d, k) for d, k in ((self.end_of_year_lock_date, "end of year lock date"),
-                                      (self.period_lock_date, "period lock date")) if d]
-        if not locks:
-            return None
-        lock, kind = max(locks, key=lambda pair: pair[0])
-        return kind, lock
+    def lock_refusing(self, day: date) -> tuple[str, date] | None:
+        """The lock that refuses ``day`` (on or before it): the end-of-year lock binds everyone, so it is
+        named first; else the period lock."""
+        for kind, lock in (("end of year lock date", self.end_of_year_lock_date),
+                           ("period lock date", self.period_lock_date)):
+            if lock is not None and day <= lock:
+                return kind, lock
+        return None
 
     def render(self) -> dict:
         org = {
@@ -195,6 +195,8 @@ class Outcome:
 def check_journal(org: Organisation, raw: dict, settings: XeroSettings, now: datetime,
                   existing: dict | None = None) -> Outcome:
     """Validate one ManualJournal of a request (a new one, or a change of ``existing``); nothing is saved."""
+    if existing is not None and set(raw) <= {"ManualJournalID", "Status"}:
+        return _change_status(org, existing, raw.get("Status") or existing["Status"], now)
     errors: list[str] = []
     warnings: list[str] = []
     fatal = False
@@ -215,7 +217,7 @@ def check_journal(org: Organisation, raw: dict, settings: XeroSettings, now: dat
     journal_date = parse_request_date(merged.get("Date")) if merged.get("Date") else now.astimezone(org.zone()).date()
     if journal_date is None:
         errors.append(f"The Date '{merged.get('Date')}' is not a valid date (YYYY-MM-DD)")
-    elif (lock := org.binding_lock()) and journal_date <= lock[1]:
+    elif lock := org.lock_refusing(journal_date):
         errors.append(lock_message(*lock))
 
     url = merged.get("Url")
@@ -251,6 +253,17 @@ def check_journal(org: Organisation, raw: dict, settings: XeroSettings, now: dat
     if journal["ManualJournalID"] is None:
         del journal["ManualJournalID"]
     return Outcome(journal, errors, warnings, fatal)
+
+
+def _change_status(org: Organisation, existing: dict, status: str, now: datetime) -> Outcome:
+    """POST ``{"Status": "VOIDED"}`` (or DELETED, POSTED) to an existing journal."""
+    journal = copy.deepcopy(existing)
+    errors = _transition_errors(existing["Status"], status, {})
+    journal_date = parse_request_date(existing["Date"])
+    if status != existing["Status"] and journal_date and (lock := org.lock_refusing(journal_date)):
+        errors.append(lock_message(*lock))
+    journal["Status"], journal["UpdatedDateUTC"] = status, ms_date(now)
+    return Outcome(journal, errors)
 
 
 def _transition_errors(old: str, new: str, raw: dict) -> list[str]:
@@ -412,10 +425,3 @@ def modified_since(items: list[dict], header: str | None) -> list[dict]:
             out.append(item)
     return out
 
-
-def now_ms(now: datetime) -> int:
-    return int(now.timestamp() * 1000)
-
-
-def later(now: datetime, seconds: float) -> datetime:
-    return now + timedelta(seconds=seconds)

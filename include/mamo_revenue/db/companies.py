@@ -69,7 +69,11 @@ def upsert_company(session: Session, company_id: str, **settings: Any) -> Compan
         company = Company(id=company_id, **settings)
         # Defaults applied now (not at flush) so the returned object is complete and validated.
         for column in Company.__table__.columns:
-            if getattr(company, column.key) is None and column.key not in settings and column.default is not None:
+            if (
+                getattr(company, column.key) is None
+                and column.key not in settings
+                and column.default is not None
+            ):
                 arg = column.default.arg
                 setattr(company, column.key, arg(None) if callable(arg) else arg)
         session.add(company)
@@ -112,7 +116,9 @@ def set_company_status(session: Session, company_id: str, status: str | CompanyS
 def touch_last_scan(session: Session, company_id: str, at: datetime | None = None) -> None:
     """Record when Mamo was last scanned for this company."""
     session.execute(
-        sa.update(Company).where(Company.id == company_id).values(last_scan_at=at or utcnow(), updated_at=utcnow())
+        sa.update(Company)
+        .where(Company.id == company_id)
+        .values(last_scan_at=at or utcnow(), updated_at=utcnow())
     )
 
 
@@ -219,7 +225,9 @@ def update_ledger_connection(session: Session, company_id: str, **fields: Any) -
     return row
 
 
-def store_tokens(row: LedgerConnection, tokens: TokenSet, cipher: TokenCipher, *, now: datetime | None = None) -> None:
+def store_tokens(
+    row: LedgerConnection, tokens: TokenSet, cipher: TokenCipher, *, now: datetime | None = None
+) -> None:
     """Write a token set onto the row, encrypted; the grant is usable again (status connected)."""
     if not tokens.refresh_token:
         raise ValueError("a token set without a refresh token cannot be stored")

@@ -122,7 +122,9 @@ def load_cipher(conn_id: str = "mamo_revenue_db") -> TokenCipher:
     except Exception as exc:  # AirflowNotFoundException, or no Airflow context at all
         if os.environ.get(SECRET_ENV):
             return cipher_from_secret()
-        raise TokenSecretMissing(f"connection {conn_id!r} is not available and {SECRET_ENV} is not set") from exc
+        raise TokenSecretMissing(
+            f"connection {conn_id!r} is not available and {SECRET_ENV} is not set"
+        ) from exc
     return cipher_for_connection(conn)
 
 

@@ -173,7 +173,8 @@ class Company(Base):
         sa.CheckConstraint(f"frequency IN ({_in_sql(FREQUENCIES)})", name="frequency"),
         sa.CheckConstraint(f"status IN ({_in_sql(CompanyStatus)})", name="status"),
         sa.CheckConstraint(
-            "sales_vat_rate IS NULL OR (CAST(sales_vat_rate AS NUMERIC) >= 0 AND CAST(sales_vat_rate AS NUMERIC) < 1)", name="sales_vat_rate"
+            "sales_vat_rate IS NULL OR (CAST(sales_vat_rate AS NUMERIC) >= 0 AND CAST(sales_vat_rate AS NUMERIC) < 1)",
+            name="sales_vat_rate",
         ),
     )
 
@@ -243,7 +244,9 @@ class Company(Base):
     @validates("ledger_platform")
     def _check_platform(self, _key: str, value: str) -> str:
         if not isinstance(value, str) or not PLATFORM_PATTERN.match(value):
-            raise ValueError(f"ledger platform {value!r} must be a lower-case word such as xero or zoho_books")
+            raise ValueError(
+                f"ledger platform {value!r} must be a lower-case word such as xero or zoho_books"
+            )
         return value
 
     @validates("last_scan_at", "created_at", "updated_at")

@@ -182,14 +182,13 @@ def engine_for_connection(conn_id: str = DEFAULT_CONN_ID) -> Engine:
 def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises.
 
-    Objects stay readable after the block (``expire_on_commit=False``).
+    Objects stay readable after the block (``expire_on_commit=False``). ``read_only`` commits
+    nothing and, on SQLite, starts a deferred transaction that never waits for writers.
     """
     session = Session(bind=reader(engine) if read_only else engine, expire_on_commit=False)
     try:
         yield session
-        if read_only:
-            session.rollback()
-        else:
+        if not read_only:  # a read-only scope just closes: its transaction ends, objects stay loaded
             session.commit()
     except BaseException:
         session.rollback()

@@ -70,9 +70,7 @@ def _key(company_id: str, period_key: str) -> sa.ColumnElement[bool]:
 
 def _reload(session: Session, company_id: str, period_key: str) -> SyncRecord | None:
     return session.scalars(
-        sa.select(SyncRecord)
-        .where(_key(company_id, period_key))
-        .execution_options(populate_existing=True)
+        sa.select(SyncRecord).where(_key(company_id, period_key)).execution_options(populate_existing=True)
     ).one_or_none()
 
 
@@ -85,7 +83,9 @@ def closed_period_keys(session: Session, company_id: str) -> set[str]:
     """Keys of the company's periods that are posted or had nothing to post."""
     return set(
         session.scalars(
-            sa.select(SyncRecord.period_key).where(SyncRecord.company_id == company_id, SyncRecord.status.in_(_CLOSED))
+            sa.select(SyncRecord.period_key).where(
+                SyncRecord.company_id == company_id, SyncRecord.status.in_(_CLOSED)
+            )
         )
     )
 
@@ -304,11 +304,15 @@ def mark_failed(
 def _require(session: Session, company_id: str, period_key: str) -> SyncRecord:
     record = _reload(session, company_id, period_key)
     if record is None:
-        raise LookupError(f"company {company_id}, period {period_key}: no sync record (claim the period first)")
+        raise LookupError(
+            f"company {company_id}, period {period_key}: no sync record (claim the period first)"
+        )
     return record
 
 
-def _close(session: Session, record: SyncRecord, *, status: SyncStatus, run_id: str, now: datetime, **values: Any) -> SyncRecord:
+def _close(
+    session: Session, record: SyncRecord, *, status: SyncStatus, run_id: str, now: datetime, **values: Any
+) -> SyncRecord:
     """Close the record with a conditional UPDATE, so two closers cannot both succeed."""
     done = session.execute(
         sa.update(SyncRecord)
@@ -328,7 +332,9 @@ def _close(session: Session, record: SyncRecord, *, status: SyncStatus, run_id: 
     ).rowcount
     fresh = _reload(session, record.company_id, record.period_key)
     assert fresh is not None
-    if done != 1 and not (fresh.status == status and fresh.ledger_journal_id == values.get("ledger_journal_id")):
+    if done != 1 and not (
+        fresh.status == status and fresh.ledger_journal_id == values.get("ledger_journal_id")
+    ):
         raise SyncRecordConflict(
             f"company {record.company_id}, period {record.period_key}: closed concurrently as {fresh.status} "
             f"(journal {fresh.ledger_journal_id!r})"

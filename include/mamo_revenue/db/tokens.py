@@ -132,4 +132,8 @@ class DbTokenStore:
 
 def refresh_due(tokens: TokenSet, margin: timedelta = timedelta(minutes=2)) -> bool:
     """True when the access token is missing or expires within ``margin``."""
-    return tokens.access_token is None or tokens.access_expires_at is None or tokens.access_expires_at <= utcnow() + margin
+    return (
+        tokens.access_token is None
+        or tokens.access_expires_at is None
+        or tokens.access_expires_at <= utcnow() + margin
+    )

@@ -27,7 +27,9 @@ RATE = sa.Numeric(precision=7, scale=4).with_variant(sa.String(length=24), "sqli
 
 
 def _company_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["company_id"], ["companies.id"], name=op.f(f"fk_{table}_company_id_companies"))
+    return sa.ForeignKeyConstraint(
+        ["company_id"], ["companies.id"], name=op.f(f"fk_{table}_company_id_companies")
+    )
 
 
 def upgrade() -> None:
@@ -48,7 +50,9 @@ def upgrade() -> None:
         sa.Column("created_at", AWARE, nullable=False),
         sa.Column("updated_at", AWARE, nullable=False),
         sa.CheckConstraint("frequency IN ('daily', 'weekly')", name=op.f("ck_companies_frequency")),
-        sa.CheckConstraint("status IN ('active', 'paused', 'disconnected')", name=op.f("ck_companies_status")),
+        sa.CheckConstraint(
+            "status IN ('active', 'paused', 'disconnected')", name=op.f("ck_companies_status")
+        ),
         sa.CheckConstraint(
             "sales_vat_rate IS NULL OR (CAST(sales_vat_rate AS NUMERIC) >= 0 AND CAST(sales_vat_rate AS NUMERIC) < 1)",
             name=op.f("ck_companies_sales_vat_rate"),
@@ -69,7 +73,8 @@ def upgrade() -> None:
         sa.Column("connected_at", AWARE, nullable=True),
         sa.Column("refreshed_at", AWARE, nullable=True),
         sa.CheckConstraint(
-            "status IN ('connected', 'needs_reconnect', 'disconnected')", name=op.f("ck_ledger_connections_status")
+            "status IN ('connected', 'needs_reconnect', 'disconnected')",
+            name=op.f("ck_ledger_connections_status"),
         ),
         _company_fk("ledger_connections"),
         sa.PrimaryKeyConstraint("company_id", name=op.f("pk_ledger_connections")),
@@ -112,7 +117,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("company_id", "charge_id", name=op.f("pk_charge_snapshots")),
     )
     op.create_index(
-        op.f("ix_charge_snapshots_company_id_created_local"), "charge_snapshots", ["company_id", "created_local"]
+        op.f("ix_charge_snapshots_company_id_created_local"),
+        "charge_snapshots",
+        ["company_id", "created_local"],
     )
     op.create_table(
         "revenue_events",
@@ -126,7 +133,9 @@ def upgrade() -> None:
         sa.Column("cumulative_refund_minor", sa.BigInteger(), nullable=True),
         sa.Column("recorded_at", AWARE, nullable=False),
         sa.Column("run_id", sa.String(length=250), nullable=True),
-        sa.CheckConstraint("kind IN ('sale', 'fee', 'fee_vat', 'refund')", name=op.f("ck_revenue_events_kind")),
+        sa.CheckConstraint(
+            "kind IN ('sale', 'fee', 'fee_vat', 'refund')", name=op.f("ck_revenue_events_kind")
+        ),
         _company_fk("revenue_events"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_revenue_events")),
         sa.UniqueConstraint("company_id", "event_key", name=op.f("uq_revenue_events_company_id_event_key")),

@@ -1,0 +1,374 @@
+"""Engine benchmark: 1,000,000 charges → derive_events → build_journal → validate_journal.
+
+Two scenarios, each on a seeded synthetic snapshots DataFrame built with numpy (no dataclasses):
+
+* ``steady``: a daily run in steady state. The charges span 90 days (Mamo's list has no date
+  filter, so a run sees months of charges); every earlier day is closed and its events are
+  recorded (≈ 2.4 M rows, as the product DB would hand them over: fresh string objects in
+  insertion order). The run finds the day's sales, late captures, refunds rising on old charges.
+* ``period``: every charge belongs to the period being synced and nothing is recorded yet (the
+  first run of a very large period, or a backfill): the most events a run can emit.
+
+The engine is timed against ``baseline_totals``, a plain per-charge Python loop of the same
+policy written here, and the two must agree on every journal total and event count. The engine's
+peak memory is measured in a fresh subprocess: the resident-set high-water mark (``VmHWM``, reset
+through ``/proc/self/clear_refs`` after the data is built) minus the resident set before the run.
+
+    python benchmarks/bench_engine.py [--charges N] [--scenario steady|period|both] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from mamo_revenue.events import SNAPSHOT_COLUMNS, derive_events, events_frame
+from mamo_revenue.hooks.ledger import LedgerAccount, LedgerSettings
+from mamo_revenue.journal import Category, MappedAccount, build_journal
+from mamo_revenue.money import div_round_half_up, vat_rate_fraction
+from mamo_revenue.periods import Frequency, Period
+from mamo_revenue.validation import raise_for_problems, validate_journal
+
+COMPANY, BASE, VAT = "bench", "AED", Decimal("0.05")
+PERIOD = Period(date(2026, 11, 20), Frequency.DAILY)
+HISTORY_DAYS = 90
+TIME_LIMIT_S, MEMORY_LIMIT_MIB, RATIO_TARGET = 2.0, 1024, 20.0
+CAPTURED = ("captured", "refund_initiated", "refunded")
+
+
+# --- synthetic data ---------------------------------------------------------------------------------
+
+
+def make_snapshots(n: int, *, scenario: str, seed: int = 20261120) -> pd.DataFrame:
+    """``n`` charges: 80 % captured, 7 % refunded or refund pending, 10 % failed, 3 % processing;
+    85 % AED and 15 % USD; 1 % created on the day after the period (never taken)."""
+    rng = np.random.default_rng(seed)
+    if scenario == "steady":
+        day = rng.integers(-HISTORY_DAYS + 1, 1, n)
+    else:
+        day = np.zeros(n, dtype=np.int64)
+    day[rng.random(n) < 0.01] = 1
+    seconds = rng.integers(0, 86_400, n)
+    created = np.datetime64(PERIOD.first_day, "ns") + (day * 86_400 + seconds).astype("timedelta64[s]")
+    order = np.argsort(created, kind="stable")  # the product DB hands snapshots over by created date
+
+    status = rng.choice(
+        np.array(["captured", "refunded", "refund_initiated", "failed", "processing"], dtype=object),
+        n,
+        p=[0.80, 0.05, 0.02, 0.10, 0.03],
+    )
+    usd = rng.random(n) < 0.15
+    currency = np.where(usd, "USD", "AED").astype(object)
+    amount = rng.integers(100, 250_000, n).astype(np.int64)
+    gross_aed = np.where(usd, (amount * 3673 + 500) // 1000, amount)
+    fee = (gross_aed * 29 + 500) // 1000 + 100
+    fee_vat = (fee * 5 + 50) // 100
+    settlement = gross_aed - fee - fee_vat
+    settled = np.isin(status, CAPTURED)
+    refunds = np.isin(status, ["refunded", "refund_initiated"])
+    refund = np.where(refunds, amount * rng.integers(1, 101, n) // 100, 0).astype(np.int64)
+
+    def nullable(values):
+        return pd.arrays.IntegerArray(np.where(settled, values, 0).astype(np.int64), mask=~settled)
+
+    ids = np.array([f"MPB-CHRG-{i:010X}" for i in rng.permutation(n)], dtype=object)
+    frame = pd.DataFrame(
+        {
+            "charge_id": ids,
+            "status": status,
+            "created_local": created,
+            "currency": currency,
+            "amount_minor": amount,
+            "refund_minor": refund,
+            "settlement_currency": np.where(settled, "AED", None).astype(object),
+            "settlement_minor": nullable(settlement),
+            "fee_minor": nullable(fee),
+            "fee_vat_minor": nullable(fee_vat),
+            "fee_currency": np.where(settled, "AED", None).astype(object),
+            "problems": np.full(n, "", dtype=object),
+        }
+    )
+    old = day < 0
+    frame.loc[old & (rng.random(n) < 0.0005), "problems"] = "settlement_date: '31/02/2026' is not DD/MM/YYYY"
+    return frame.take(order).reset_index(drop=True)[list(SNAPSHOT_COLUMNS)]
+
+
+def make_recorded(snapshots: pd.DataFrame, *, seed: int = 7) -> tuple[pd.DataFrame, set[str]]:
+    """The events earlier runs recorded, and the closed period keys (every day before the period).
+
+    Earlier days' sales, fees and fee VAT are recorded, except 0.2 % (captured late: taken now);
+    refunded charges have nothing, half or all of today's cumulative refund recorded already.
+    """
+    rng = np.random.default_rng(seed)
+    created = snapshots["created_local"].to_numpy()
+    days = (created - np.datetime64(PERIOD.first_day, "ns")) // np.timedelta64(1, "D")
+    earlier = (days < 0) & snapshots["status"].isin(CAPTURED).to_numpy()
+    earlier &= snapshots["problems"].to_numpy() == ""
+    n_earlier = int(earlier.sum())
+    closed = {(PERIOD.first_day + timedelta(days=int(d))).strftime("%Y%m%d") for d in range(-HISTORY_DAYS, 0)}
+    if n_earlier == 0:
+        return events_frame([], [], [], [], []), closed
+    taken = earlier & (rng.random(len(snapshots)) >= 0.002)
+    period_keys = np.array(
+        [(PERIOD.first_day + timedelta(days=int(d))).strftime("%Y%m%d") for d in range(-HISTORY_DAYS, 1)],
+        dtype=object,
+    )
+    frames = []
+    rows = np.flatnonzero(taken)
+    keys = period_keys[days[rows] + HISTORY_DAYS]
+    for kind, column in (("sale", None), ("fee", "fee_minor"), ("fee_vat", "fee_vat_minor")):
+        if column is None:
+            amount = np.where(
+                snapshots["currency"].to_numpy()[rows] == BASE,
+                snapshots["amount_minor"].to_numpy()[rows],
+                (
+                    snapshots["settlement_minor"].to_numpy(dtype=np.int64, na_value=0)
+                    + snapshots["fee_minor"].to_numpy(dtype=np.int64, na_value=0)
+                    + snapshots["fee_vat_minor"].to_numpy(dtype=np.int64, na_value=0)
+                )[rows],
+            )
+        else:
+            amount = snapshots[column].to_numpy(dtype=np.int64, na_value=0)[rows]
+        frames.append((kind, rows, keys, amount, None))
+    refund = snapshots["refund_minor"].to_numpy()
+    refunded = np.flatnonzero(taken & (refund > 0))
+    share = rng.choice([0, 1, 2], refunded.size, p=[0.2, 0.3, 0.5])  # none, half, all recorded
+    refunded, share = refunded[share > 0], share[share > 0]
+    cumulative = np.where(share == 2, refund[refunded], refund[refunded] // 2)
+    refunded, cumulative = refunded[cumulative > 0], cumulative[cumulative > 0]
+    frames.append(("refund", refunded, period_keys[days[refunded] + HISTORY_DAYS], cumulative, cumulative))
+
+    parts = []
+    for kind, rows_, keys_, amount, cumulative_ in frames:
+        # fresh string objects, as a database driver would create them
+        charge_ids = np.array([str(s).encode().decode() for s in snapshots["charge_id"].to_numpy()[rows_]], dtype=object)
+        suffix = "" if cumulative_ is None else ":" + cumulative_.astype(str).astype(object)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "event_key": (kind + ":") + charge_ids + suffix,
+                    "kind": np.array([kind.encode().decode() for _ in rows_], dtype=object),
+                    "charge_id": charge_ids,
+                    "period_key": keys_,
+                    "amount_minor": np.asarray(amount, dtype=np.int64),
+                    "cumulative_refund_minor": pd.array(
+                        [pd.NA] * rows_.size if cumulative_ is None else cumulative_, dtype="Int64"
+                    ),
+                    "_order": keys_,
+                }
+            )
+        )
+    recorded = pd.concat(parts, ignore_index=True)
+    recorded = recorded.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    return recorded, closed
+
+
+def ledger_fixture():
+    mapping = {c.value: MappedAccount(f"acc-{c.value}", f"{100 + i}", c.value) for i, c in enumerate(Category)}
+    accounts = [LedgerAccount(m.account_id, m.code, m.name, "REVENUE", True) for m in mapping.values()]
+    settings = LedgerSettings("Bench Org", BASE, date(2026, 10, 31))
+    return mapping, accounts, settings
+
+
+# --- the engine and the baseline ----------------------------------------------------------------------
+
+
+def run_engine(snapshots, recorded, closed, ledger):
+    mapping, accounts, settings = ledger
+    events = derive_events(
+        snapshots, recorded, period=PERIOD, base_currency=BASE, closed_periods=closed, company=COMPANY
+    )
+    journal = build_journal(events, company_id=COMPANY, period=PERIOD, sales_vat_rate=VAT)
+    problems = validate_journal(journal, mapping=mapping, accounts=accounts, settings=settings, base_currency=BASE)
+    raise_for_problems(journal, problems)
+    return events, journal
+
+
+def baseline_totals(snapshots: pd.DataFrame, recorded: pd.DataFrame, closed: set[str]) -> dict[str, int]:
+    """The same policy as ``derive_events`` + ``build_journal``, one charge at a time in plain Python."""
+    sale_done, fee_done, vat_done, previous = set(), set(), set(), {}
+    for kind, charge_id, cumulative in zip(
+        recorded["kind"].tolist(),
+        recorded["charge_id"].tolist(),
+        recorded["cumulative_refund_minor"].tolist(),
+        strict=True,
+    ):
+        if kind == "sale":
+            sale_done.add(charge_id)
+        elif kind == "fee":
+            fee_done.add(charge_id)
+        elif kind == "fee_vat":
+            vat_done.add(charge_id)
+        elif kind == "refund" and cumulative > previous.get(charge_id, 0):
+            previous[charge_id] = cumulative
+
+    start, end = PERIOD.local_start, PERIOD.local_end
+    closed_by_day: dict[date, bool] = {}
+    vat_num, vat_den = vat_rate_fraction(VAT)
+    totals = dict.fromkeys(("G", "Gv", "F", "Fv", "R", "Rv", "events", "sale_events", "refund_events"), 0)
+    created = snapshots["created_local"].dt.to_pydatetime().tolist()
+    columns = [snapshots[c].tolist() for c in SNAPSHOT_COLUMNS if c != "created_local"]
+    for row_created, row in zip(created, zip(*columns, strict=True), strict=True):
+        charge_id, status, currency, amount, refund, s_cur, settlement, fee, fee_vat, fee_cur, problems = row
+        if row_created >= end or status not in CAPTURED:
+            continue
+        if problems:
+            if row_created >= start:
+                raise ValueError(f"bad charge {charge_id}")
+            continue
+        if row_created >= start:
+            takes_once = True
+        else:
+            day = row_created.date()
+            if day not in closed_by_day:
+                closed_by_day[day] = Period.containing(day, PERIOD.frequency).key in closed
+            takes_once = closed_by_day[day]
+        in_base = currency == BASE
+        if in_base:
+            gross = amount
+        elif settlement is pd.NA or fee is pd.NA or fee_vat is pd.NA:
+            gross = None
+        else:
+            if s_cur != BASE or fee_cur != BASE:
+                raise ValueError(f"currency {charge_id}")
+            gross = settlement + fee + fee_vat
+        if takes_once:
+            if gross is not None and gross > 0 and charge_id not in sale_done:
+                vat = div_round_half_up(gross * vat_num, vat_den + vat_num)
+                totals["G"] += gross
+                totals["Gv"] += vat
+                totals["sale_events"] += 1
+                totals["events"] += 1
+            if fee is not pd.NA and fee > 0 and charge_id not in fee_done:
+                totals["F"] += fee
+                totals["events"] += 1
+            if fee_vat is not pd.NA and fee_vat > 0 and charge_id not in vat_done:
+                totals["Fv"] += fee_vat
+                totals["events"] += 1
+        before = previous.get(charge_id, 0)
+        if refund < before:
+            raise ValueError(f"refund went down {charge_id}")
+        if gross is not None and refund > before:
+            if in_base:
+                increase = refund - before
+            else:
+                increase = div_round_half_up(refund * gross, amount) - div_round_half_up(before * gross, amount)
+            if increase > 0:
+                totals["R"] += increase
+                totals["Rv"] += div_round_half_up(increase * vat_num, vat_den + vat_num)
+                totals["refund_events"] += 1
+                totals["events"] += 1
+    return totals
+
+
+# --- measuring ------------------------------------------------------------------------------------------
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_probe(charges: int, scenario: str) -> dict:
+    """Run once in this (fresh) process; the engine's peak resident memory above what the data holds."""
+    snapshots = make_snapshots(charges, scenario=scenario)
+    recorded, closed = make_recorded(snapshots)
+    ledger = ledger_fixture()
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset VmHWM to the current resident set
+    before = _rss_kib("VmRSS")
+    run_engine(snapshots, recorded, closed, ledger)
+    peak = _rss_kib("VmHWM")
+    return {"rss_before_mib": before / 1024, "peak_above_data_mib": (peak - before) / 1024, "peak_rss_mib": peak / 1024}
+
+
+def bench(charges: int, scenario: str, repeats: int) -> dict:
+    snapshots = make_snapshots(charges, scenario=scenario)
+    recorded, closed = make_recorded(snapshots)
+    ledger = ledger_fixture()
+    engine_times = []
+    for _ in range(repeats):
+        gc.collect()
+        started = time.perf_counter()
+        events, journal = run_engine(snapshots, recorded, closed, ledger)
+        engine_times.append(time.perf_counter() - started)
+    gc.collect()
+    started = time.perf_counter()
+    expected = baseline_totals(snapshots, recorded, closed)
+    baseline_time = time.perf_counter() - started
+    got = {key: journal.totals[key] for key in expected}
+    if got != expected:
+        raise AssertionError(f"engine and baseline disagree: {got} != {expected}")
+    probe = subprocess.run(
+        [sys.executable, __file__, "--memory-probe", "--charges", str(charges), "--scenario", scenario],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    memory = json.loads(probe.stdout)
+    engine = min(engine_times)
+    return {
+        "scenario": scenario,
+        "charges": charges,
+        "recorded_events": len(recorded),
+        "new_events": len(events),
+        "journal_lines": len(journal.lines),
+        "engine_s": round(engine, 3),
+        "engine_runs_s": [round(t, 3) for t in engine_times],
+        "baseline_s": round(baseline_time, 3),
+        "speedup": round(baseline_time / engine, 1),
+        "engine_peak_mib": round(memory["peak_above_data_mib"], 1),
+        "process_peak_rss_mib": round(memory["peak_rss_mib"], 1),
+        "within_time": engine <= TIME_LIMIT_S,
+        "within_memory": memory["peak_above_data_mib"] <= MEMORY_LIMIT_MIB,
+        "totals_equal": True,
+        "totals": {k: v for k, v in journal.totals.items() if k in ("G", "Gv", "F", "Fv", "R", "Rv")},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--charges", type=int, default=1_000_000)
+    parser.add_argument("--scenario", choices=("steady", "period", "both"), default="both")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        print(json.dumps(memory_probe(args.charges, args.scenario)))
+        return 0
+    scenarios = ("steady", "period") if args.scenario == "both" else (args.scenario,)
+    results = [bench(args.charges, s, args.repeats) for s in scenarios]
+    if args.json:
+        print(json.dumps({"cpus": os.cpu_count(), "results": results}, indent=2))
+    else:
+        print(f"{'scenario':<8} {'charges':>9} {'recorded':>9} {'new ev':>8} {'engine s':>9} "
+              f"{'baseline s':>10} {'speed-up':>8} {'peak MiB':>9}  ok")
+        for r in results:
+            ok = r["within_time"] and r["within_memory"] and r["speedup"] >= RATIO_TARGET
+            print(
+                f"{r['scenario']:<8} {r['charges']:>9,} {r['recorded_events']:>9,} {r['new_events']:>8,} "
+                f"{r['engine_s']:>9.3f} {r['baseline_s']:>10.3f} {r['speedup']:>7.1f}× "
+                f"{r['engine_peak_mib']:>9.1f}  {'yes' if ok else 'NO'}"
+            )
+        print(f"targets: engine ≤ {TIME_LIMIT_S} s, peak ≤ {MEMORY_LIMIT_MIB} MiB, speed-up ≥ {RATIO_TARGET}×")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

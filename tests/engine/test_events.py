@@ -1,0 +1,330 @@
+"""derive_events: new events only, each once, in the period that first may take them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mamo_revenue.charges import Charge, ChargeStatus
+from mamo_revenue.errors import ChargeDataError, CurrencyPolicyError
+from mamo_revenue.events import (
+    EVENT_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    charges_frame,
+    derive_events,
+    empty_events,
+    mul_div_half_up,
+)
+from mamo_revenue.money import div_round_half_up
+from mamo_revenue.periods import Frequency, Period
+
+P = Period(date(2026, 11, 20), Frequency.DAILY)
+BEFORE = P.previous()
+AFTER = P.next()
+
+
+def charge(
+    cid="c1",
+    *,
+    status=ChargeStatus.CAPTURED,
+    at=datetime(2026, 11, 20, 9, 15),
+    currency="AED",
+    amount=10500,
+    refund=0,
+    settlement_currency="AED",
+    settlement=10075,
+    fee=405,
+    fee_vat=20,
+    fee_currency="AED",
+    problems=(),
+) -> Charge:
+    return Charge(
+        cid, status, at, currency, amount, refund, settlement_currency, settlement, None,
+        fee_currency if fee is not None or fee_vat is not None else None, fee, fee_vat, tuple(problems),
+    )
+
+
+def derive(charges, recorded=None, *, period=P, closed=(), base="AED", company="acme"):
+    return derive_events(
+        charges_frame(charges),
+        empty_events() if recorded is None else recorded,
+        period=period,
+        base_currency=base,
+        closed_periods=set(closed),
+        company=company,
+    )
+
+
+def table(events: pd.DataFrame) -> set[tuple[str, int]]:
+    return set(zip(events["event_key"], events["amount_minor"].astype(int), strict=True))
+
+
+def record(*frames) -> pd.DataFrame:
+    return pd.concat([empty_events(), *frames], ignore_index=True)
+
+
+# --- frames ---------------------------------------------------------------------------------------------
+
+
+def test_charges_frame_has_the_contract_columns_and_dtypes():
+    frame = charges_frame([charge(), charge("c2", fee=None, fee_vat=None, settlement=None,
+                                           problems=[("amount", "bad"), ("status", "worse")])])
+    assert tuple(frame.columns) == SNAPSHOT_COLUMNS
+    assert str(frame["created_local"].dtype) == "datetime64[ns]"
+    assert frame["amount_minor"].dtype == np.int64 and frame["refund_minor"].dtype == np.int64
+    assert all(str(frame[c].dtype) == "Int64" for c in ("settlement_minor", "fee_minor", "fee_vat_minor"))
+    assert frame["fee_minor"].isna().tolist() == [False, True]
+    assert frame["problems"].tolist() == ["", "amount: bad; status: worse"]
+    assert frame["status"].tolist() == ["captured", "captured"]
+
+
+def test_empty_inputs():
+    assert tuple(charges_frame([]).columns) == SNAPSHOT_COLUMNS
+    events = derive([])
+    assert tuple(events.columns) == EVENT_COLUMNS and len(events) == 0
+
+
+# --- sales, fees, fee VAT -------------------------------------------------------------------------------
+
+
+def test_sale_fee_and_fee_vat_of_the_period():
+    events = derive([charge()])
+    assert table(events) == {("sale:c1", 10500), ("fee:c1", 405), ("fee_vat:c1", 20)}
+    assert set(events["period_key"]) == {"20261120"}
+    assert events["cumulative_refund_minor"].isna().all()
+    assert tuple(events.columns) == EVENT_COLUMNS
+
+
+@pytest.mark.parametrize(
+    "status", [ChargeStatus.FAILED, ChargeStatus.PROCESSING, ChargeStatus.CONFIRMATION_REQUIRED, ChargeStatus.VOIDED]
+)
+def test_non_sale_statuses_are_not_revenue(status):
+    assert len(derive([charge(status=status, settlement=None, fee=None, fee_vat=None)])) == 0
+
+
+@pytest.mark.parametrize(
+    ("at", "taken"),
+    [
+        pytest.param(datetime(2026, 11, 20, 0, 0, 0), True, id="first-second"),
+        pytest.param(datetime(2026, 11, 20, 23, 59, 59), True, id="last-second"),
+        pytest.param(datetime(2026, 11, 21, 0, 0, 1), False, id="next-day-00-00-01"),
+        pytest.param(datetime(2026, 11, 19, 23, 59, 59), False, id="day-before-not-closed"),
+    ],
+)
+def test_day_boundaries(at, taken):
+    assert (len(derive([charge(at=at)])) > 0) is taken
+
+
+def test_charge_after_period_is_never_taken():
+    later = charge(at=datetime(2026, 11, 21, 0, 0, 1), refund=100)
+    assert len(derive([later], closed=[])) == 0
+
+
+def test_late_capture_of_a_closed_period_lands_in_the_period_synced():
+    events = derive([charge(at=datetime(2026, 11, 19, 10, 0))], closed=[BEFORE.key])
+    assert set(events["kind"]) == {"sale", "fee", "fee_vat"}
+    assert set(events["period_key"]) == {P.key}
+
+
+def test_charge_of_an_earlier_open_period_waits_for_its_own_run():
+    assert len(derive([charge(at=datetime(2026, 11, 19, 10, 0))], closed=["20261118"])) == 0
+
+
+def test_recorded_events_are_not_recorded_again():
+    first = derive([charge()])
+    assert len(derive([charge()], first, period=AFTER, closed=[P.key])) == 0
+
+
+def test_fee_filled_later_is_recorded_in_the_period_synced():
+    day1 = derive([charge(fee=None, fee_vat=None)])
+    assert table(day1) == {("sale:c1", 10500)}
+    day2 = derive([charge()], day1, period=AFTER, closed=[P.key])
+    assert table(day2) == {("fee:c1", 405), ("fee_vat:c1", 20)}
+    assert set(day2["period_key"]) == {AFTER.key}
+
+
+def test_zero_fee_is_not_an_event():
+    assert table(derive([charge(fee=0, fee_vat=0)])) == {("sale:c1", 10500)}
+
+
+# --- currency -------------------------------------------------------------------------------------------
+
+
+def test_foreign_charge_gross_from_settlement_fee_and_vat():
+    c4 = charge("c4", currency="USD", amount=1000, settlement=3431, fee=207, fee_vat=10)
+    assert table(derive([c4])) == {("sale:c4", 3648), ("fee:c4", 207), ("fee_vat:c4", 10)}
+
+
+def test_foreign_charge_without_settlement_yet_is_deferred_not_an_error():
+    c4 = charge("c4", currency="USD", amount=1000, settlement=None, fee=None, fee_vat=None)
+    assert len(derive([c4])) == 0
+    later = derive([charge("c4", currency="USD", amount=1000, settlement=3431, fee=207, fee_vat=10)],
+                   period=AFTER, closed=[P.key])
+    assert ("sale:c4", 3648) in table(later)
+
+
+def test_foreign_settlement_currency_fails_naming_every_charge():
+    bad = [
+        charge("e1", currency="EUR", amount=1000, settlement_currency="EUR", settlement=900, fee=50, fee_vat=3,
+               fee_currency="EUR"),
+        charge("e2", currency="USD", amount=1000, settlement_currency="USD", settlement=900, fee=50, fee_vat=3,
+               fee_currency="USD"),
+        charge("ok"),
+    ]
+    with pytest.raises(CurrencyPolicyError) as caught:
+        derive(bad)
+    message = str(caught.value)
+    assert "e1" in message and "e2" in message and "acme" in message and "2026-11-20" in message
+    assert "2 charge(s)" in message
+
+
+def test_ledger_in_another_base_currency_fails():
+    with pytest.raises(CurrencyPolicyError, match="USD"):
+        derive([charge()], base="USD")
+
+
+def test_fee_in_another_currency_fails():
+    with pytest.raises(CurrencyPolicyError, match="c1"):
+        derive([charge(fee_currency="USD")])
+
+
+# --- refunds -------------------------------------------------------------------------------------------
+
+
+def test_refund_increase_is_keyed_by_cumulative_and_recognised_when_first_seen():
+    day1 = derive([charge()])
+    day2 = derive([charge(refund=2100, status=ChargeStatus.REFUNDED)], day1, period=AFTER, closed=[P.key])
+    assert table(day2) == {("refund:c1:2100", 2100)}
+    assert day2["cumulative_refund_minor"].tolist() == [2100]
+    assert day2["period_key"].tolist() == [AFTER.key]
+    day3 = Period(date(2026, 11, 22), Frequency.DAILY)
+    again = derive([charge(refund=2100)], record(day1, day2), period=day3, closed=[P.key, AFTER.key])
+    assert len(again) == 0
+    more = derive([charge(refund=5000)], record(day1, day2), period=day3, closed=[P.key, AFTER.key])
+    assert table(more) == {("refund:c1:5000", 2900)}
+
+
+def test_refund_of_a_sale_of_the_same_period():
+    assert ("refund:c1:500", 500) in table(derive([charge(refund=500, status=ChargeStatus.REFUND_INITIATED)]))
+
+
+def test_refund_on_an_earlier_open_period_is_recognised_now():
+    # The sale waits for its own period's run; the refund is first seen now and never dated earlier.
+    events = derive([charge(at=datetime(2026, 11, 19, 10, 0), refund=300)])
+    assert table(events) == {("refund:c1:300", 300)}
+
+
+def test_refund_on_a_later_charge_waits():
+    assert len(derive([charge(at=datetime(2026, 11, 21, 8, 0), refund=300)])) == 0
+
+
+def test_refund_on_a_foreign_charge_uses_its_own_rate():
+    # gross 3648 fils for USD 10.00: USD 3.33 refunded → round_half_up(333 × 3648 / 1000) = 1215
+    c4 = charge("c4", currency="USD", amount=1000, settlement=3431, fee=207, fee_vat=10, refund=333)
+    assert ("refund:c4:333", div_round_half_up(333 * 3648, 1000)) in table(derive([c4]))
+
+
+def test_foreign_refund_increments_add_up_to_the_converted_total():
+    c = dict(currency="USD", amount=999, settlement=3431, fee=207, fee_vat=10)
+    recorded, total = derive([charge("u", **c)]), 0
+    periods = list(P.iter_until(Period(date(2026, 11, 25), Frequency.DAILY)))
+    for step, (period, cumulative) in enumerate(zip(periods[1:], (1, 2, 500, 999), strict=True)):
+        closed = {p.key for p in periods[: step + 1]}
+        new = derive([charge("u", refund=cumulative, **c)], recorded, period=period, closed=closed)
+        total += int(new["amount_minor"].sum())
+        recorded = record(recorded, new)
+    assert total == div_round_half_up(999 * 3648, 999)
+
+
+def test_refund_going_down_is_a_data_error():
+    recorded = record(derive([charge(refund=2100)]))
+    with pytest.raises(ChargeDataError) as caught:
+        derive([charge(refund=1000)], recorded, period=AFTER, closed=[P.key])
+    assert (caught.value.charge_id, caught.value.field) == ("c1", "refund_amount")
+    assert caught.value.company == "acme" and caught.value.period == "2026-11-21"
+
+
+# --- bad data ---------------------------------------------------------------------------------------------
+
+
+def test_bad_charge_of_the_period_fails_the_run_naming_charge_field_and_count():
+    bad = [
+        charge("b1", problems=[("amount", "33.99 was parsed as a float")]),
+        charge("b2", problems=[("status", "unknown status 'x'")]),
+        charge("ok"),
+    ]
+    with pytest.raises(ChargeDataError) as caught:
+        derive(bad)
+    error = caught.value
+    assert (error.charge_id, error.field, error.company, error.period) == ("b1", "amount", "acme", "2026-11-20")
+    assert "1 more bad charge(s)" in str(error) and "b2" in str(error)
+
+
+def test_bad_charge_of_another_period_is_skipped():
+    events = derive([charge("b1", at=datetime(2026, 11, 19, 10), problems=[("amount", "bad")]), charge("ok")],
+                    closed=[BEFORE.key])
+    assert set(events["charge_id"]) == {"ok"}
+
+
+def test_bad_failed_charge_of_the_period_still_fails_it():
+    with pytest.raises(ChargeDataError):
+        derive([charge(status=ChargeStatus.FAILED, problems=[("settlement_date", "bad")])])
+
+
+def test_duplicate_charge_ids_are_refused():
+    with pytest.raises(ValueError, match="more than once"):
+        derive([charge(), charge()])
+
+
+def test_a_closed_period_is_never_derived_again():
+    with pytest.raises(ValueError, match="closed"):
+        derive([charge()], closed=[P.key])
+
+
+def test_float_minor_units_are_refused():
+    frame = charges_frame([charge()])
+    frame["amount_minor"] = frame["amount_minor"].astype(float)
+    with pytest.raises(TypeError, match="amount_minor"):
+        derive_events(frame, empty_events(), period=P, base_currency="AED", closed_periods=set(), company="acme")
+
+
+# --- weekly companies ---------------------------------------------------------------------------------------
+
+
+def test_weekly_period_takes_monday_to_sunday_and_closed_weeks():
+    week = Period(date(2026, 11, 16), Frequency.WEEKLY)
+    charges = [
+        charge("mon", at=datetime(2026, 11, 16, 0, 0, 0)),
+        charge("sun", at=datetime(2026, 11, 22, 23, 59, 59)),
+        charge("next-mon", at=datetime(2026, 11, 23, 0, 0, 0)),
+        charge("late", at=datetime(2026, 11, 12, 9, 0, 0)),  # week 46, closed
+    ]
+    events = derive(charges, period=week, closed=["2026W46"])
+    assert set(events["charge_id"]) == {"mon", "sun", "late"}
+    assert set(events["period_key"]) == {"2026W47"}
+
+
+# --- integer helper --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "den"),
+    [
+        pytest.param([0, 1, 5, 333, 10**6], [3648, 3648, 3648, 3648, 3648], [1000] * 5, id="rates"),
+        pytest.param([10, 21, 10500], 1, 21, id="vat-fraction"),
+        pytest.param([2**40, 7], [2**30, 5], [2**20 + 1, 3], id="overflow-falls-back-to-exact"),
+    ],
+)
+def test_mul_div_half_up_matches_the_scalar_rule(a, b, den):
+    got = mul_div_half_up(np.array(a), np.array(b), np.array(den))
+    a_, b_, d_ = np.broadcast_arrays(np.array(a, dtype=object), np.array(b, dtype=object), np.array(den, dtype=object))
+    expected = [div_round_half_up(int(x) * int(y), int(z)) for x, y, z in zip(a_, b_, d_, strict=True)]
+    assert got.dtype == np.int64 and got.tolist() == expected
+
+
+def test_mul_div_half_up_refuses_negative_inputs():
+    with pytest.raises(ValueError):
+        mul_div_half_up(np.array([-1]), 1, 2)
