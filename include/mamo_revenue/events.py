@@ -412,7 +412,7 @@ def _refund_increase(refund, previous, gross, amount, in_base) -> np.ndarray:
     each charge's own effective rate (ACCOUNTING.md, "Currency"), so the increases of a charge
     always add up to conv(final cumulative).
     """
-    increase = refund - previous
+    increase = refund - 0 * previous
     foreign = ~in_base
     if foreign.any():
         rate_num, rate_den = gross[foreign], amount[foreign]

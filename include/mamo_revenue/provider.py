@@ -16,13 +16,25 @@ def _text(label: str, description: str, default: str | None = None) -> dict:
 
 
 XERO_CONN_FIELDS = {
-    "token_url": _text("Token URL", "OAuth token endpoint. Empty: Xero's, or the sandbox's when the host is a sandbox."),
-    "authorize_url": _text("Authorize URL", "Where users approve access. Empty: Xero's login page, or the sandbox's."),
-    "connections_url": _text("Connections URL", "Lists the organisations a consent reached. Empty: derived from the host."),
-    "scopes": _text("Scopes", "Space-separated OAuth scopes (apps created from 2026-03-02 need granular scopes).",
-                    "openid offline_access accounting.settings accounting.manualjournals"),
-    "redirect_uri": _text("Redirect URI", "The OAuth callback registered with the Xero app, e.g. "
-                          "https://airflow.example.com/revenue-accounting/oauth/callback"),
+    "token_url": _text(
+        "Token URL", "OAuth token endpoint. Empty: Xero's, or the sandbox's when the host is a sandbox."
+    ),
+    "authorize_url": _text(
+        "Authorize URL", "Where users approve access. Empty: Xero's login page, or the sandbox's."
+    ),
+    "connections_url": _text(
+        "Connections URL", "Lists the organisations a consent reached. Empty: derived from the host."
+    ),
+    "scopes": _text(
+        "Scopes",
+        "Space-separated OAuth scopes (apps created from 2026-03-02 need granular scopes).",
+        "openid offline_access accounting.settings accounting.manualjournals",
+    ),
+    "redirect_uri": _text(
+        "Redirect URI",
+        "The OAuth callback registered with the Xero app, e.g. "
+        "https://airflow.example.com/revenue-accounting/oauth/callback",
+    ),
 }
 
 
@@ -50,8 +62,10 @@ def get_provider_info() -> dict:
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],
                     "relabeling": {"host": "API base URL", "login": "Client ID", "password": "Client secret"},
-                    "placeholders": {"host": "https://api.xero.com/api.xro/2.0",
-                                     "login": "the Xero app's client id (developer.xero.com > My Apps)"},
+                    "placeholders": {
+                        "host": "https://api.xero.com/api.xro/2.0",
+                        "login": "the Xero app's client id (developer.xero.com > My Apps)",
+                    },
                 },
                 "conn-fields": XERO_CONN_FIELDS,
             },

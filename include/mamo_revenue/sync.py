@@ -117,7 +117,7 @@ def ledger_hook_for(company, engine):
 
 
 @contextmanager
-def recording_failure(engine, company_id: str, period: Period, step: str) -> Iterator[None]:
+def recording_failure(engine, company_id: str, period: Period, step: str, run_id: str) -> Iterator[None]:
     """Any error leaves the sync record failed with its class and guidance, then propagates."""
     from mamo_revenue.db import repository as repo
     from mamo_revenue.db.session import session_scope
@@ -130,8 +130,8 @@ def recording_failure(engine, company_id: str, period: Period, step: str) -> Ite
         guidance = getattr(exc, "guidance", errors.MamoRevenueError.guidance)
         message = exc.args[0] if isinstance(exc, errors.MamoRevenueError) else str(exc)
         with session_scope(engine) as session:
-            repo.mark_failed(session, company_id, period.key, error_class=type(exc).__name__,
-                             message=f"{step}: {message}", guidance=guidance)
+            repo.mark_failed(session, company_id, period, error_class=type(exc).__name__,
+                             message=f"{step}: {message}", guidance=guidance, run_id=run_id)
         log.error("SYNC FAILED at %s: company %s, period %s: %s: %s\nWhat to do: %s",
                   step, company_id, period.label, type(exc).__name__, message, guidance)
         raise
@@ -186,7 +186,7 @@ def extract_step(company_id: str, info: RunInfo, *, engine=None, now: datetime |
     claim = _claim(engine, company_id, period, info.run_id)
     if claim.already_closed:
         return _closed_result(claim, company, period)
-    with recording_failure(engine, company_id, period, "extract"):
+    with recording_failure(engine, company_id, period, "extract", info.run_id):
         created_from = lookback_start(company, period, now)
         if mamo_hook is None:
             from mamo_revenue.hooks.mamo import MamoHook
@@ -222,7 +222,7 @@ def build_step(company_id: str, extracted: dict, info: RunInfo, *, engine=None) 
     engine = engine or product_engine()
     company = _company(engine, company_id)
     period = Period.parse(extracted["period"], extracted["frequency"])
-    with recording_failure(engine, company_id, period, "build"):
+    with recording_failure(engine, company_id, period, "build", info.run_id):
         events = repo.events_for_period(engine, company_id, period.key)
         journal = build_journal(events, company_id=company_id, period=period,
                                 sales_vat_rate=company.sales_vat_rate)
@@ -248,7 +248,7 @@ def validate_step(company_id: str, built: dict, info: RunInfo, *, engine=None, l
     engine = engine or product_engine()
     company = _company(engine, company_id)
     journal = journal_from_dict(built["journal"])
-    with recording_failure(engine, company_id, journal.period, "validate"):
+    with recording_failure(engine, company_id, journal.period, "validate", info.run_id):
         with session_scope(engine) as session:
             mapping = repo.get_mappings(session, company_id)
         ledger = ledger or ledger_hook_for(company, engine)
@@ -277,7 +277,7 @@ def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, l
     claim = _claim(engine, company_id, period, info.run_id)  # renews our claim; refuses a stranger's
     if claim.already_closed:
         return _closed_result(claim, company, period)
-    with recording_failure(engine, company_id, period, "post"):
+    with recording_failure(engine, company_id, period, "post", info.run_id):
         with session_scope(engine) as session:
             mapping = repo.get_mappings(session, company_id)
         ledger = ledger or ledger_hook_for(company, engine)

@@ -133,7 +133,10 @@ class MamoSettings(BaseModel):
     @field_validator("created_date_zone")
     @classmethod
     def _zone_exists(cls, value: str) -> str:
-        ZoneInfo(value)
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
     @field_validator("fault_statuses")
@@ -343,8 +346,8 @@ class MamoSandbox:
                 ids.append(table.id_of(row))
             return ids
 
-    def update_charge(self, tag: str, charge_id: str, fields: dict) -> dict:
-        """Set fields of a charge (status, amounts, dates, anything); returns it as GET /charges/{id} would."""
+    def update_charge(self, tag: str, charge_id: str, fields: dict) -> str:
+        """Set fields of a charge (status, amounts, dates, anything); returns its GET /charges/{id} JSON."""
         with self.lock:
             business = self.business(tag)
             table = self.tables[business.api_key]
@@ -361,7 +364,7 @@ class MamoSandbox:
             else:
                 table.overrides.pop(row, None)
             table.touch(row)
-            return self._renderer(business.api_key).as_dict(row, "single")
+            return self._renderer(business.api_key).render(row, "single")
 
     def refund(self, tag: str, charge_id: str, amount: object) -> dict:
         """Refund ``amount`` (major units) of a charge, as ``POST /charges/{id}/refunds`` does."""
@@ -374,13 +377,17 @@ class MamoSandbox:
                 raise RefundRefused(reply.body.decode())
             return json.loads(reply.body, parse_float=Decimal)
 
-    def charge(self, tag: str, charge_id: str, kind: str = "single", event_type: str | None = None) -> dict:
-        """One charge as the API would render it: ``kind`` is ``list``, ``single`` or ``webhook``."""
+    def charge_json(self, tag: str, charge_id: str, kind: str = "single", event_type: str | None = None) -> str:
+        """One charge's JSON as the API would write it: ``kind`` is ``list``, ``single`` or ``webhook``."""
         with self.lock:
             business = self.business(tag)
             self._apply_due()
             table = self.tables[business.api_key]
-            return self._renderer(business.api_key).as_dict(self._row(table, charge_id), kind, event_type)
+            return self._renderer(business.api_key).render(self._row(table, charge_id), kind, event_type)
+
+    def charge(self, tag: str, charge_id: str, kind: str = "single", event_type: str | None = None) -> dict:
+        """``charge_json`` parsed, numbers as ``Decimal``."""
+        return json.loads(self.charge_json(tag, charge_id, kind, event_type), parse_float=Decimal)
 
     def charge_ids(self, tag: str) -> list[str]:
         """Every charge id of the business, newest first."""
@@ -792,11 +799,12 @@ def create_app(state: MamoSandbox | None = None) -> FastAPI:
     async def get_charge(tag: str, charge_id: str, kind: str = "single", event_type: str | None = None) -> Response:
         if kind not in ("list", "single", "webhook"):
             raise SandboxError("kind is list, single or webhook")
-        return admin(200, sandbox.charge(tag, charge_id, kind, event_type))
+        return Response(sandbox.charge_json(tag, charge_id, kind, event_type).encode(), media_type="application/json")
 
     @app.patch(ADMIN_PREFIX + "/businesses/{tag}/charges/{charge_id}")
     async def patch_charge(tag: str, charge_id: str, request: Request) -> Response:
-        return admin(200, sandbox.update_charge(tag, charge_id, await body_of(request)))
+        updated = sandbox.update_charge(tag, charge_id, await body_of(request))
+        return Response(updated.encode(), media_type="application/json")
 
     @app.post(ADMIN_PREFIX + "/businesses/{tag}/charges/{charge_id}/refunds")
     async def refund_charge(tag: str, charge_id: str, request: Request) -> Response:

@@ -856,9 +856,6 @@ class Renderer:
             f'"error_code":{error_code},"error_message":{error_message}}}'
         )
 
-    def as_dict(self, row: int, kind: str = "single", event_type: str | None = None) -> dict:
-        return json.loads(self.render(row, kind, event_type), parse_float=Decimal)
-
 
 def utc_now_epoch(now: datetime) -> int:
     return int(now.astimezone(UTC).timestamp())

@@ -74,8 +74,12 @@ API = "/api.xro/2.0"
 DEFAULT_SPEC_PATH = os.environ.get("MAMO_XERO_SPEC", "/work/shared/specs/xero/xero_accounting.yaml")
 SCOPES_NEEDED = {
     "settings.read": {"accounting.settings", "accounting.settings.read"},
-    "journals.read": {"accounting.manualjournals", "accounting.manualjournals.read",
-                      "accounting.transactions", "accounting.transactions.read"},
+    "journals.read": {
+        "accounting.manualjournals",
+        "accounting.manualjournals.read",
+        "accounting.transactions",
+        "accounting.transactions.read",
+    },
     "journals.write": {"accounting.manualjournals", "accounting.transactions"},
 }
 FAULT_KINDS = ("lost_response", "error", "rate_limit", "delay")
@@ -89,7 +93,9 @@ class XeroSettings:
     access_token_seconds: int = 1800
     refresh_grace_seconds: int = 1800  # the old refresh token works again this long after its first use
     refresh_idle_seconds: int = 60 * 86400  # an unused refresh token dies after 60 days
-    refresh_reuse: str = "grace"  # concurrent refreshes in the grace window: "grace" (both succeed) | "single_use"
+    refresh_reuse: str = (
+        "grace"  # concurrent refreshes in the grace window: "grace" (both succeed) | "single_use"
+    )
     authorization_code_seconds: int = 300
     idempotency: str = "replay"  # a repeated Idempotency-Key: "replay" | "reject_different_body"
     unknown_account: str = "drop_with_warning"  # unknown AccountCode: "drop_with_warning" | "reject"
@@ -143,8 +149,16 @@ def check_fault(fault: dict) -> dict:
     """
     if not isinstance(fault, dict) or fault.get("kind") not in FAULT_KINDS:
         raise ValueError(f"a fault needs kind in {FAULT_KINDS}")
-    out = {"method": None, "path": "", "times": 1, "mode": "drop", "status": 503, "retry_after": 1,
-           "problem": "Minute", "delay_seconds": 0.0} | fault
+    out = {
+        "method": None,
+        "path": "",
+        "times": 1,
+        "mode": "drop",
+        "status": 503,
+        "retry_after": 1,
+        "problem": "Minute",
+        "delay_seconds": 0.0,
+    } | fault
     if out["mode"] not in ("drop", "500", "timeout"):
         raise ValueError("a lost_response fault's mode is drop, 500 or timeout")
     return out
@@ -174,8 +188,9 @@ def _format_checker() -> FormatChecker:
 def spec_validator(schema: str, path: str = DEFAULT_SPEC_PATH) -> OAS30Validator:
     """An OAS 3.0 validator for ``components.schemas.<schema>`` of the spec at ``path`` ($refs resolved)."""
     uri, registry = _spec_registry(path)
-    return OAS30Validator({"$ref": f"{uri}#/components/schemas/{schema}"}, registry=registry,
-                          format_checker=_format_checker())
+    return OAS30Validator(
+        {"$ref": f"{uri}#/components/schemas/{schema}"}, registry=registry, format_checker=_format_checker()
+    )
 
 
 # --- JSON with exact decimals -----------------------------------------------------------------------
@@ -219,8 +234,14 @@ def _error(number: int, type_: str, message: str, elements: list | None = None) 
 
 
 def _problem(status: int, title: str, detail: str) -> dict:
-    return {"Type": None, "Title": title, "Status": status, "Detail": detail, "Instance": str(uuid.uuid4()),
-            "Extensions": {}}
+    return {
+        "Type": None,
+        "Title": title,
+        "Status": status,
+        "Detail": detail,
+        "Instance": str(uuid.uuid4()),
+        "Extensions": {},
+    }
 
 
 # --- state ------------------------------------------------------------------------------------------
@@ -241,8 +262,9 @@ class XeroSandbox:
             self.organisations: dict[str, Organisation] = {}
             self.tenant_names: dict[str, str] = {}
             self.identity = Identity(self.settings, self.clock, self.tenant_names)
-            self.identity.register_app(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, list(DEFAULT_REDIRECT_URIS),
-                                       DEFAULT_APP_NAME)
+            self.identity.register_app(
+                DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, list(DEFAULT_REDIRECT_URIS), DEFAULT_APP_NAME
+            )
             for spec in default_organisations():
                 self.add_organisation(spec)
             self.idempotency: dict[tuple[str, str], tuple[str, int, bytes]] = {}
@@ -272,9 +294,10 @@ class XeroSandbox:
         """The first armed fault matching this request, with one of its ``times`` used up."""
         with self._lock:
             for fault in self.settings.faults:
-                short = path[len(API):] if path.startswith(API) else path
+                short = path[len(API) :] if path.startswith(API) else path
                 if fault["method"] not in (None, method) or not (
-                        path.startswith(fault["path"]) or short.startswith(fault["path"])):
+                    path.startswith(fault["path"]) or short.startswith(fault["path"])
+                ):
                     continue
                 if fault["times"] is not None:
                     if fault["times"] <= 0:
@@ -293,12 +316,18 @@ class XeroSandbox:
     def guard(self, request: Request, need: str) -> Organisation:
         ctx = request.scope.setdefault("xero_sandbox", {})
         if self.settings.require_json_accept and "json" not in request.headers.get("accept", ""):
-            raise Reply(406, _problem(406, "Not Acceptable",
-                                      "The sandbox answers JSON only: send Accept: application/json"))
+            raise Reply(
+                406,
+                _problem(
+                    406, "Not Acceptable", "The sandbox answers JSON only: send Accept: application/json"
+                ),
+            )
         try:
             access = self.identity.authenticate(request.headers.get("authorization"))
         except BearerError as exc:
-            raise Reply(exc.status, exc.body(), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+            raise Reply(
+                exc.status, exc.body(), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            ) from None
         tenant = request.headers.get("xero-tenant-id", "")
         ctx["tenant"] = tenant
         if tenant not in self.organisations or not self.identity.can_access(access, tenant):
@@ -315,30 +344,44 @@ class XeroSandbox:
             if s.limit_concurrent and self.inflight[tenant] > s.limit_concurrent:
                 problem, wait = "Concurrent", 1.0
             else:
-                for name, limiter, key in (("AppMinute", self.app_minute, client_id),
-                                           ("Minute", self.minute, tenant), ("Daily", self.day, tenant)):
+                for name, limiter, key in (
+                    ("AppMinute", self.app_minute, client_id),
+                    ("Minute", self.minute, tenant),
+                    ("Daily", self.day, tenant),
+                ):
                     wait = limiter.hit(key)
                     if wait:
                         problem = name
                         break
             headers = {}
-            for header, limiter, key in (("X-DayLimit-Remaining", self.day, tenant),
-                                         ("X-MinLimit-Remaining", self.minute, tenant),
-                                         ("X-AppMinLimit-Remaining", self.app_minute, client_id)):
+            for header, limiter, key in (
+                ("X-DayLimit-Remaining", self.day, tenant),
+                ("X-MinLimit-Remaining", self.minute, tenant),
+                ("X-AppMinLimit-Remaining", self.app_minute, client_id),
+            ):
                 remaining = limiter.remaining(key)
                 if remaining is not None:
                     headers[header] = str(remaining)
             ctx["rate_headers"] = headers
         if problem:
-            raise Reply(429, _problem(429, "Too Many Requests", f"Rate limit exceeded: {problem}"),
-                        {"Retry-After": str(max(1, math.ceil(wait))), "X-Rate-Limit-Problem": problem})
+            raise Reply(
+                429,
+                _problem(429, "Too Many Requests", f"Rate limit exceeded: {problem}"),
+                {"Retry-After": str(max(1, math.ceil(wait))), "X-Rate-Limit-Problem": problem},
+            )
 
     # --- accounting endpoints -----------------------------------------------------------------------
 
     def envelope(self, key: str, items: list, **extra) -> dict:
         now = self.clock.now()
-        return {"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": DEFAULT_APP_NAME,
-                "DateTimeUTC": f"/Date({int(now.timestamp() * 1000)})/", **extra, key: items}
+        return {
+            "Id": str(uuid.uuid4()),
+            "Status": "OK",
+            "ProviderName": DEFAULT_APP_NAME,
+            "DateTimeUTC": f"/Date({int(now.timestamp() * 1000)})/",
+            **extra,
+            key: items,
+        }
 
     def list_accounts(self, org: Organisation, query: dict, since: str | None) -> dict:
         items = [a for a in org.accounts.values() if a["Status"] != "DELETED"]
@@ -361,29 +404,46 @@ class XeroSandbox:
         try:
             page_no, size = int(page), int(query.get("pageSize") or 100)
         except ValueError:
-            raise Reply(400, _error(16, "QueryParseException", "page and pageSize must be integers")) from None
+            raise Reply(
+                400, _error(16, "QueryParseException", "page and pageSize must be integers")
+            ) from None
         page_no, size = max(page_no, 1), min(max(size, 1), 1000)
-        chunk = items[(page_no - 1) * size: page_no * size]
-        pagination = {"page": page_no, "pageSize": size, "pageCount": max(math.ceil(len(items) / size), 1),
-                      "itemCount": len(items)}
+        chunk = items[(page_no - 1) * size : page_no * size]
+        pagination = {
+            "page": page_no,
+            "pageSize": size,
+            "pageCount": max(math.ceil(len(items) / size), 1),
+            "itemCount": len(items),
+        }
         return self.envelope("ManualJournals", chunk, pagination=pagination)
 
-    def write_journals(self, org: Organisation, request: Request, body: bytes, journal_id: str | None) -> Response:
+    def write_journals(
+        self, org: Organisation, request: Request, body: bytes, journal_id: str | None
+    ) -> Response:
         """PUT/POST ``/ManualJournals`` and POST ``/ManualJournals/{id}``, with Idempotency-Key memory."""
         key = request.headers.get("idempotency-key")
         ctx = request.scope.setdefault("xero_sandbox", {})
         ctx["idempotency_key"] = key
         summarize = request.query_params.get("summarizeErrors", "false").lower() == "true"
         if key is not None and len(key) > 128:
-            raise Reply(400, _error(10, "ValidationException", "Idempotency-Key must be at most 128 characters"))
-        fingerprint = hashlib.sha256(b"|".join([request.method.encode(), request.url.path.encode(),
-                                                str(summarize).encode(), body])).hexdigest()
+            raise Reply(
+                400, _error(10, "ValidationException", "Idempotency-Key must be at most 128 characters")
+            )
+        fingerprint = hashlib.sha256(
+            b"|".join([request.method.encode(), request.url.path.encode(), str(summarize).encode(), body])
+        ).hexdigest()
         with self._lock:
             if key is not None and (seen := self.idempotency.get((org.tenant_id, key))):
                 first_fingerprint, status, content = seen
                 if first_fingerprint != fingerprint and self.settings.idempotency == "reject_different_body":
-                    raise Reply(400, _error(10, "ValidationException",
-                                            f"Idempotency-Key '{key}' was already used with a different request"))
+                    raise Reply(
+                        400,
+                        _error(
+                            10,
+                            "ValidationException",
+                            f"Idempotency-Key '{key}' was already used with a different request",
+                        ),
+                    )
                 ctx["replayed"] = True
                 return Reply(status, content, {"Idempotent-Replayed": "true"}).response()
             try:
@@ -395,8 +455,9 @@ class XeroSandbox:
                 self.idempotency[(org.tenant_id, key)] = (fingerprint, status, content)
             return Reply(status, content).response()
 
-    def _write(self, org: Organisation, method: str, body: bytes, summarize: bool,
-               journal_id: str | None) -> tuple[int, dict]:
+    def _write(
+        self, org: Organisation, method: str, body: bytes, summarize: bool, journal_id: str | None
+    ) -> tuple[int, dict]:
         journals = self._parse_journals(body)
         now = self.clock.now()
         outcomes: list[Outcome] = []
@@ -410,8 +471,9 @@ class XeroSandbox:
             outcomes.append(check_journal(org, raw, self.settings, now, existing))
         failed = [o for o in outcomes if not o.ok]
         if any(o.fatal for o in outcomes) or (summarize and failed):
-            return 400, _error(10, "ValidationException", "A validation exception occurred",
-                               [o.element() for o in outcomes])
+            return 400, _error(
+                10, "ValidationException", "A validation exception occurred", [o.element() for o in outcomes]
+            )
         for outcome in outcomes:
             if outcome.ok:
                 journal = outcome.journal
@@ -423,8 +485,9 @@ class XeroSandbox:
         try:
             data = json.loads(body or b"null", parse_float=Decimal)
         except ValueError as exc:
-            raise Reply(400, _error(14, "PostDataInvalidException", f"The request body is not valid JSON: {exc}")) \
-                from None
+            raise Reply(
+                400, _error(14, "PostDataInvalidException", f"The request body is not valid JSON: {exc}")
+            ) from None
         if self.settings.validate_requests:
             problems = []
             for error in spec_validator("ManualJournals", self.settings.spec_path).iter_errors(data):
@@ -433,10 +496,22 @@ class XeroSandbox:
                 where = "/".join(str(p) for p in error.absolute_path) or "(body)"
                 problems.append(f"{where}: {error.message}")
             if problems:
-                raise Reply(400, _error(14, "PostDataInvalidException",
-                                        "The request does not match the ManualJournals schema: " + "; ".join(problems)))
-        if not isinstance(data, dict) or not isinstance(data.get("ManualJournals"), list) or not data["ManualJournals"]:
-            raise Reply(400, _error(14, "PostDataInvalidException", "ManualJournals must hold at least one journal"))
+                raise Reply(
+                    400,
+                    _error(
+                        14,
+                        "PostDataInvalidException",
+                        "The request does not match the ManualJournals schema: " + "; ".join(problems),
+                    ),
+                )
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("ManualJournals"), list)
+            or not data["ManualJournals"]
+        ):
+            raise Reply(
+                400, _error(14, "PostDataInvalidException", "ManualJournals must hold at least one journal")
+            )
         return data["ManualJournals"]
 
 
@@ -478,12 +553,19 @@ class SandboxMiddleware:
                 await asyncio.sleep(float(fault["delay_seconds"]))
             if fault and fault["kind"] in ("error", "rate_limit"):
                 if fault["kind"] == "error":
-                    reply = Reply(int(fault["status"]), _problem(int(fault["status"]), "Service Unavailable",
-                                                                 "Injected fault"))
+                    reply = Reply(
+                        int(fault["status"]),
+                        _problem(int(fault["status"]), "Service Unavailable", "Injected fault"),
+                    )
                 else:
-                    reply = Reply(429, _problem(429, "Too Many Requests", f"Rate limit exceeded: {fault['problem']}"),
-                                  {"Retry-After": str(fault["retry_after"]),
-                                   "X-Rate-Limit-Problem": str(fault["problem"])})
+                    reply = Reply(
+                        429,
+                        _problem(429, "Too Many Requests", f"Rate limit exceeded: {fault['problem']}"),
+                        {
+                            "Retry-After": str(fault["retry_after"]),
+                            "X-Rate-Limit-Problem": str(fault["problem"]),
+                        },
+                    )
                 status["code"] = reply.status
                 await reply.response()(scope, receive, send)
                 return
@@ -503,13 +585,20 @@ class SandboxMiddleware:
             if tenant:
                 with sandbox._lock:
                     sandbox.inflight[tenant] -= 1
-            sandbox.record({
-                "at": sandbox.clock.now().isoformat(), "method": method, "path": path,
-                "query": scope.get("query_string", b"").decode(), "status": status.get("code"),
-                "tenant": ctx.get("tenant") or tenant, "grant_type": ctx.get("grant_type"),
-                "idempotency_key": ctx.get("idempotency_key"), "replayed": ctx.get("replayed", False),
-                "fault": fault["kind"] if fault else None,
-            })
+            sandbox.record(
+                {
+                    "at": sandbox.clock.now().isoformat(),
+                    "method": method,
+                    "path": path,
+                    "query": scope.get("query_string", b"").decode(),
+                    "status": status.get("code"),
+                    "tenant": ctx.get("tenant") or tenant,
+                    "grant_type": ctx.get("grant_type"),
+                    "idempotency_key": ctx.get("idempotency_key"),
+                    "replayed": ctx.get("replayed", False),
+                    "fault": fault["kind"] if fault else None,
+                }
+            )
 
     async def _lose(self, fault: dict, scope, receive, send, status: dict) -> None:
         """Process the request for real, then lose the answer."""
@@ -521,8 +610,9 @@ class SandboxMiddleware:
         await self.app(scope, receive, keep)
         if fault["mode"] == "500":
             status["code"] = 500
-            await Reply(500, _problem(500, "Internal Server Error", "Injected fault"))\
-                .response()(scope, receive, send)
+            await Reply(500, _problem(500, "Internal Server Error", "Injected fault")).response()(
+                scope, receive, send
+            )
             return
         if fault["mode"] == "timeout":
             await asyncio.sleep(float(fault["delay_seconds"]) or 30.0)
@@ -555,7 +645,9 @@ def _consent_page(txn: str, pending, organisations: dict[str, Organisation]) -> 
     esc = html.escape
     orgs = "\n".join(
         f'<li><label><input type="checkbox" name="tenant" value="{esc(o.tenant_id)}" checked> '
-        f"{esc(o.name)} ({esc(o.base_currency)})</label></li>" for o in organisations.values())
+        f"{esc(o.name)} ({esc(o.base_currency)})</label></li>"
+        for o in organisations.values()
+    )
     scopes = "\n".join(f"<li><code>{esc(s)}</code></li>" for s in pending.scopes)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Xero sandbox: connect {esc(pending.app.name)}</title></head>
@@ -575,8 +667,9 @@ def _consent_page(txn: str, pending, organisations: dict[str, Organisation]) -> 
 
 
 def _error_page(message: str, status: int = 400) -> HTMLResponse:
-    return HTMLResponse(f"<!doctype html><html><body><h1>Xero sandbox</h1><p>{html.escape(message)}</p>"
-                        "</body></html>", status)
+    return HTMLResponse(
+        f"<!doctype html><html><body><h1>Xero sandbox</h1><p>{html.escape(message)}</p></body></html>", status
+    )
 
 
 def create_app(state: XeroSandbox | None = None) -> FastAPI:
@@ -604,13 +697,21 @@ def create_app(state: XeroSandbox | None = None) -> FastAPI:
     @app.get("/identity/.well-known/openid-configuration")
     async def discovery(request: Request):
         base = str(request.base_url).rstrip("/")
-        return json_response({
-            "issuer": sandbox.identity.issuer, "authorization_endpoint": f"{base}/identity/connect/authorize",
-            "token_endpoint": f"{base}/identity/connect/token",
-            "revocation_endpoint": f"{base}/identity/connect/revocation",
-            "response_types_supported": ["code"], "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        })
+        return json_response(
+            {
+                "issuer": sandbox.identity.issuer,
+                "authorization_endpoint": f"{base}/identity/connect/authorize",
+                "token_endpoint": f"{base}/identity/connect/token",
+                "revocation_endpoint": f"{base}/identity/connect/revocation",
+                "response_types_supported": ["code"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_basic",
+                    "client_secret_post",
+                    "none",
+                ],
+            }
+        )
 
     @app.get("/identity/connect/authorize")
     async def authorize(request: Request):
@@ -626,8 +727,11 @@ def create_app(state: XeroSandbox | None = None) -> FastAPI:
     async def consent(request: Request):
         form = await request.form()
         try:
-            location = sandbox.identity.decide(str(form.get("txn", "")), form.get("decision") == "allow",
-                                               [str(t) for t in form.getlist("tenant")])
+            location = sandbox.identity.decide(
+                str(form.get("txn", "")),
+                form.get("decision") == "allow",
+                [str(t) for t in form.getlist("tenant")],
+            )
         except AuthorizeError as exc:
             return _error_page(str(exc))
         return RedirectResponse(location, 302)
@@ -652,7 +756,9 @@ def create_app(state: XeroSandbox | None = None) -> FastAPI:
     @app.post("/identity/connect/revocation")
     async def revocation(request: Request):
         try:
-            sandbox.identity.revoke(await oauth_form(request), _basic_auth(request.headers.get("authorization")))
+            sandbox.identity.revoke(
+                await oauth_form(request), _basic_auth(request.headers.get("authorization"))
+            )
         except OAuthError as exc:
             return Response(dumps(exc.body()), exc.status, media_type="application/json")
         return Response(status_code=200)
@@ -685,8 +791,9 @@ def create_app(state: XeroSandbox | None = None) -> FastAPI:
     @app.get(f"{API}/Accounts")
     async def accounts(request: Request):
         org = sandbox.guard(request, "settings.read")
-        return json_response(sandbox.list_accounts(org, dict(request.query_params),
-                                                   request.headers.get("if-modified-since")))
+        return json_response(
+            sandbox.list_accounts(org, dict(request.query_params), request.headers.get("if-modified-since"))
+        )
 
     @app.get(f"{API}/Accounts/{{account_id}}")
     async def account(request: Request, account_id: str):
@@ -699,8 +806,9 @@ def create_app(state: XeroSandbox | None = None) -> FastAPI:
     @app.get(f"{API}/ManualJournals")
     async def manual_journals(request: Request):
         org = sandbox.guard(request, "journals.read")
-        return json_response(sandbox.list_journals(org, dict(request.query_params),
-                                                   request.headers.get("if-modified-since")))
+        return json_response(
+            sandbox.list_journals(org, dict(request.query_params), request.headers.get("if-modified-since"))
+        )
 
     @app.get(f"{API}/ManualJournals/{{journal_id}}")
     async def manual_journal(request: Request, journal_id: str):
@@ -737,12 +845,18 @@ def create_app(state: XeroSandbox | None = None) -> FastAPI:
 
     @app.get("/")
     async def index():
-        return json_response({
-            "sandbox": "xero", "api_base": API, "authorize": "/identity/connect/authorize",
-            "token": "/identity/connect/token", "connections": "/connections", "admin": "/_sandbox/docs",
-            "default_app": {"client_id": DEFAULT_CLIENT_ID, "redirect_uris": list(DEFAULT_REDIRECT_URIS)},
-            "demo_tenant_id": DEMO_TENANT_ID,
-        })
+        return json_response(
+            {
+                "sandbox": "xero",
+                "api_base": API,
+                "authorize": "/identity/connect/authorize",
+                "token": "/identity/connect/token",
+                "connections": "/connections",
+                "admin": "/_sandbox/docs",
+                "default_app": {"client_id": DEFAULT_CLIENT_ID, "redirect_uris": list(DEFAULT_REDIRECT_URIS)},
+                "demo_tenant_id": DEMO_TENANT_ID,
+            }
+        )
 
     @app.get("/_sandbox/health")
     async def health():
@@ -802,8 +916,12 @@ def create_app(state: XeroSandbox | None = None) -> FastAPI:
     async def register_app(request: Request):
         body = await json_body(request)
         app_ = sandbox.identity.register_app(
-            body.get("client_id") or uuid.uuid4().hex.upper(), body.get("client_secret"),
-            list(body.get("redirect_uris") or []), body.get("name") or "Sandbox app", bool(body.get("legacy_scopes")))
+            body.get("client_id") or uuid.uuid4().hex.upper(),
+            body.get("client_secret"),
+            list(body.get("redirect_uris") or []),
+            body.get("name") or "Sandbox app",
+            bool(body.get("legacy_scopes")),
+        )
         return json_response(app_.public() | {"client_secret": app_.client_secret}, 201)
 
     @app.get("/_sandbox/organisations")
@@ -854,14 +972,21 @@ def create_app(state: XeroSandbox | None = None) -> FastAPI:
     @app.get("/_sandbox/organisations/{tenant_id}/journals")
     async def posted_journals(tenant_id: str):
         org = find_org(tenant_id)
-        return json_response({"tenant_id": tenant_id, "journals": [render_journal(j) for j in org.journals.values()]})
+        return json_response(
+            {"tenant_id": tenant_id, "journals": [render_journal(j) for j in org.journals.values()]}
+        )
 
     @app.get("/_sandbox/journals/{journal_id}")
     async def one_journal(journal_id: str):
         for org in sandbox.organisations.values():
             if journal_id in org.journals:
-                return json_response({"tenant_id": org.tenant_id, "organisation": org.name,
-                                      "journal": render_journal(org.journals[journal_id])})
+                return json_response(
+                    {
+                        "tenant_id": org.tenant_id,
+                        "organisation": org.name,
+                        "journal": render_journal(org.journals[journal_id]),
+                    }
+                )
         raise Reply(404, {"error": f"no journal {journal_id}"})
 
     @app.post("/_sandbox/grants")
@@ -869,8 +994,10 @@ def create_app(state: XeroSandbox | None = None) -> FastAPI:
     async def issue_grant(request: Request):
         body = await json_body(request)
         result = sandbox.identity.issue_grant(
-            body.get("client_id") or DEFAULT_CLIENT_ID, list(body.get("tenant_ids") or [DEMO_TENANT_ID]),
-            tuple((body.get("scopes") or DEFAULT_SCOPES).split()))
+            body.get("client_id") or DEFAULT_CLIENT_ID,
+            list(body.get("tenant_ids") or [DEMO_TENANT_ID]),
+            tuple((body.get("scopes") or DEFAULT_SCOPES).split()),
+        )
         return json_response(result, 201)
 
     @app.get("/_sandbox/requests")

@@ -31,13 +31,23 @@ if TYPE_CHECKING:
 #: ``accounting.transactions`` (LEDGER_APIS.md §1.1), which ``App.legacy_scopes`` allows.
 KNOWN_SCOPES = frozenset(
     {
-        "openid", "profile", "email", "offline_access",
-        "accounting.settings", "accounting.settings.read",
-        "accounting.manualjournals", "accounting.manualjournals.read",
-        "accounting.transactions", "accounting.transactions.read",
-        "accounting.contacts", "accounting.contacts.read",
-        "accounting.attachments", "accounting.attachments.read",
-        "accounting.journals.read", "accounting.reports.read", "accounting.budgets.read",
+        "openid",
+        "profile",
+        "email",
+        "offline_access",
+        "accounting.settings",
+        "accounting.settings.read",
+        "accounting.manualjournals",
+        "accounting.manualjournals.read",
+        "accounting.transactions",
+        "accounting.transactions.read",
+        "accounting.contacts",
+        "accounting.contacts.read",
+        "accounting.attachments",
+        "accounting.attachments.read",
+        "accounting.journals.read",
+        "accounting.reports.read",
+        "accounting.budgets.read",
     }
 )
 LEGACY_ONLY_SCOPES = frozenset({"accounting.transactions", "accounting.transactions.read"})
@@ -73,8 +83,14 @@ class BearerError(Exception):
 
     def body(self) -> dict:
         title = "Unauthorized" if self.status == 401 else "Forbidden"
-        return {"Type": None, "Title": title, "Status": self.status, "Detail": self.detail,
-                "Instance": str(uuid.uuid4()), "Extensions": {}}
+        return {
+            "Type": None,
+            "Title": title,
+            "Status": self.status,
+            "Detail": self.detail,
+            "Instance": str(uuid.uuid4()),
+            "Extensions": {},
+        }
 
 
 @dataclass
@@ -86,8 +102,13 @@ class App:
     legacy_scopes: bool = False
 
     def public(self) -> dict:
-        return {"client_id": self.client_id, "name": self.name, "redirect_uris": list(self.redirect_uris),
-                "legacy_scopes": self.legacy_scopes, "pkce_only": self.client_secret is None}
+        return {
+            "client_id": self.client_id,
+            "name": self.name,
+            "redirect_uris": list(self.redirect_uris),
+            "legacy_scopes": self.legacy_scopes,
+            "pkce_only": self.client_secret is None,
+        }
 
 
 @dataclass
@@ -169,8 +190,14 @@ class Identity:
 
     # --- apps ---------------------------------------------------------------------------------------
 
-    def register_app(self, client_id: str, client_secret: str | None, redirect_uris: list[str],
-                     name: str = "Sandbox app", legacy_scopes: bool = False) -> App:
+    def register_app(
+        self,
+        client_id: str,
+        client_secret: str | None,
+        redirect_uris: list[str],
+        name: str = "Sandbox app",
+        legacy_scopes: bool = False,
+    ) -> App:
         if not client_id or not redirect_uris:
             raise ValueError("client_id and at least one redirect_uri are required")
         app = App(client_id, client_secret, name, list(redirect_uris), legacy_scopes)
@@ -216,15 +243,19 @@ class Identity:
         if unknown:
             raise back("invalid_scope", f"unknown scope {unknown[0]}")
         if not app.legacy_scopes and LEGACY_ONLY_SCOPES.intersection(scopes):
-            raise back("invalid_scope", "apps created on or after 2026-03-02 must use granular scopes "
-                                        "such as accounting.manualjournals")
+            raise back(
+                "invalid_scope",
+                "apps created on or after 2026-03-02 must use granular scopes "
+                "such as accounting.manualjournals",
+            )
         challenge = query.get("code_challenge")
         if challenge and query.get("code_challenge_method") != "S256":
             raise back("invalid_request", "code_challenge_method must be S256")
         if app.client_secret is None and not challenge:
             raise back("invalid_request", "a PKCE app must send code_challenge")
-        pending = PendingConsent(app, redirect_uri, scopes, state, challenge, query.get("nonce"),
-                                 self.clock.time() + 3600)
+        pending = PendingConsent(
+            app, redirect_uri, scopes, state, challenge, query.get("nonce"), self.clock.time() + 3600
+        )
         txn = secrets.token_urlsafe(16)
         with self._lock:
             self.pending[txn] = pending
@@ -246,9 +277,13 @@ class Identity:
         self._connect(grant, tenant_ids)
         code = secrets.token_urlsafe(32)
         with self._lock:
-            self.codes[code] = CodeRecord(pending.app.client_id, pending.redirect_uri, grant.id,
-                                          self.clock.time() + self.settings.authorization_code_seconds,
-                                          pending.code_challenge)
+            self.codes[code] = CodeRecord(
+                pending.app.client_id,
+                pending.redirect_uri,
+                grant.id,
+                self.clock.time() + self.settings.authorization_code_seconds,
+                pending.code_challenge,
+            )
         params = {"code": code, "scope": " ".join(pending.scopes)} | state
         return _with_query(pending.redirect_uri, params | {"session_state": secrets.token_urlsafe(12)})
 
@@ -263,8 +298,14 @@ class Identity:
         now = self.clock.time()
         with self._lock:
             for tenant_id in tenant_ids:
-                existing = next((c for c in self.connections.values()
-                                 if c.client_id == grant.client_id and c.tenant_id == tenant_id), None)
+                existing = next(
+                    (
+                        c
+                        for c in self.connections.values()
+                        if c.client_id == grant.client_id and c.tenant_id == tenant_id
+                    ),
+                    None,
+                )
                 if existing:
                     existing.auth_event_id, existing.updated = grant.id, now
                 else:
@@ -293,7 +334,8 @@ class Identity:
         if record.code_challenge is not None:
             verifier = form.get("code_verifier", "")
             if not _PKCE_VERIFIER.match(verifier) or not hmac.compare_digest(
-                    pkce_challenge(verifier), record.code_challenge):
+                pkce_challenge(verifier), record.code_challenge
+            ):
                 raise OAuthError("invalid_grant")
         return self._issue(self.grants[record.grant_id])
 
@@ -314,18 +356,33 @@ class Identity:
 
     def _issue(self, grant: Grant) -> dict:
         now = self.clock.time()
-        access = self._jwt({
-            "nbf": int(now), "exp": int(now + self.settings.access_token_seconds),
-            "iss": self.issuer, "aud": f"{self.issuer}/resources", "client_id": grant.client_id,
-            "sub": SANDBOX_USER["xero_userid"].replace("-", ""), "auth_time": int(grant.created),
-            "xero_userid": SANDBOX_USER["xero_userid"], "global_session_id": grant.id.replace("-", ""),
-            "jti": uuid.uuid4().hex, "authentication_event_id": grant.id, "scope": list(grant.scopes),
-        }, self._signing_key)
-        body = {"access_token": access, "expires_in": self.settings.access_token_seconds,
-                "token_type": "Bearer", "scope": " ".join(grant.scopes)}
+        access = self._jwt(
+            {
+                "nbf": int(now),
+                "exp": int(now + self.settings.access_token_seconds),
+                "iss": self.issuer,
+                "aud": f"{self.issuer}/resources",
+                "client_id": grant.client_id,
+                "sub": SANDBOX_USER["xero_userid"].replace("-", ""),
+                "auth_time": int(grant.created),
+                "xero_userid": SANDBOX_USER["xero_userid"],
+                "global_session_id": grant.id.replace("-", ""),
+                "jti": uuid.uuid4().hex,
+                "authentication_event_id": grant.id,
+                "scope": list(grant.scopes),
+            },
+            self._signing_key,
+        )
+        body = {
+            "access_token": access,
+            "expires_in": self.settings.access_token_seconds,
+            "token_type": "Bearer",
+            "scope": " ".join(grant.scopes),
+        }
         with self._lock:
-            self.access_tokens[access] = AccessRecord(grant.id, grant.client_id, grant.scopes,
-                                                      now + self.settings.access_token_seconds)
+            self.access_tokens[access] = AccessRecord(
+                grant.id, grant.client_id, grant.scopes, now + self.settings.access_token_seconds
+            )
             if "offline_access" in grant.scopes:
                 refresh = secrets.token_hex(32)
                 self.refresh_tokens[refresh] = RefreshRecord(grant.id, grant.client_id, now)
@@ -337,11 +394,19 @@ class Identity:
     def _id_token(self, grant: Grant, now: float) -> str:
         app = self.apps.get(grant.client_id)
         claims = {
-            "nbf": int(now), "exp": int(now + 300), "iss": self.issuer, "aud": grant.client_id,
-            "iat": int(now), "auth_time": int(grant.created), "sub": SANDBOX_USER["xero_userid"].replace("-", ""),
-            "sid": grant.id.replace("-", ""), "xero_userid": SANDBOX_USER["xero_userid"],
-            "global_session_id": grant.id.replace("-", ""), "preferred_username": SANDBOX_USER["email"],
-            "email": SANDBOX_USER["email"], "given_name": SANDBOX_USER["given_name"],
+            "nbf": int(now),
+            "exp": int(now + 300),
+            "iss": self.issuer,
+            "aud": grant.client_id,
+            "iat": int(now),
+            "auth_time": int(grant.created),
+            "sub": SANDBOX_USER["xero_userid"].replace("-", ""),
+            "sid": grant.id.replace("-", ""),
+            "xero_userid": SANDBOX_USER["xero_userid"],
+            "global_session_id": grant.id.replace("-", ""),
+            "preferred_username": SANDBOX_USER["email"],
+            "email": SANDBOX_USER["email"],
+            "given_name": SANDBOX_USER["given_name"],
             "family_name": SANDBOX_USER["family_name"],
         } | ({"nonce": grant.nonce} if grant.nonce else {})
         key = (app.client_secret if app and app.client_secret else app.client_id if app else "x").encode()
@@ -375,7 +440,7 @@ class Identity:
     def authenticate(self, authorization: str | None) -> AccessRecord:
         if not authorization or not authorization.startswith("Bearer "):
             raise BearerError("AuthenticationUnsuccessful")
-        token = authorization[len("Bearer "):].strip()
+        token = authorization[len("Bearer ") :].strip()
         with self._lock:
             record = self.access_tokens.get(token)
             grant = self.grants.get(record.grant_id) if record else None
@@ -389,18 +454,31 @@ class Identity:
     def can_access(self, access: AccessRecord, tenant_id: str) -> bool:
         """A token reaches every organisation its user has connected to its app."""
         with self._lock:
-            return any(c.client_id == access.client_id and c.tenant_id == tenant_id
-                       for c in self.connections.values())
+            return any(
+                c.client_id == access.client_id and c.tenant_id == tenant_id
+                for c in self.connections.values()
+            )
 
     def list_connections(self, access: AccessRecord, auth_event_id: str | None = None) -> list[dict]:
         with self._lock:
-            conns = [c for c in self.connections.values() if c.client_id == access.client_id
-                     and (auth_event_id is None or c.auth_event_id == auth_event_id)]
-        return [{
-            "id": c.id, "authEventId": c.auth_event_id, "tenantId": c.tenant_id, "tenantType": "ORGANISATION",
-            "tenantName": self.tenant_names.get(c.tenant_id, ""),
-            "createdDateUtc": _iso(c.created), "updatedDateUtc": _iso(c.updated),
-        } for c in sorted(conns, key=lambda c: c.created)]
+            conns = [
+                c
+                for c in self.connections.values()
+                if c.client_id == access.client_id
+                and (auth_event_id is None or c.auth_event_id == auth_event_id)
+            ]
+        return [
+            {
+                "id": c.id,
+                "authEventId": c.auth_event_id,
+                "tenantId": c.tenant_id,
+                "tenantType": "ORGANISATION",
+                "tenantName": self.tenant_names.get(c.tenant_id, ""),
+                "createdDateUtc": _iso(c.created),
+                "updatedDateUtc": _iso(c.updated),
+            }
+            for c in sorted(conns, key=lambda c: c.created)
+        ]
 
     def delete_connection(self, access: AccessRecord, connection_id: str) -> bool:
         with self._lock:

@@ -22,9 +22,14 @@ if TYPE_CHECKING:
     from mamo_sandboxes.xero import XeroSettings
 
 CENT = Decimal("0.01")
-ZONES = {"ARABIANSTANDARDTIME": "Asia/Dubai", "GMTSTANDARDTIME": "Europe/London",
-         "NEWZEALANDSTANDARDTIME": "Pacific/Auckland", "AUSEASTERNSTANDARDTIME": "Australia/Sydney",
-         "EASTERNSTANDARDTIME": "America/New_York", "UTC": "UTC"}
+ZONES = {
+    "ARABIANSTANDARDTIME": "Asia/Dubai",
+    "GMTSTANDARDTIME": "Europe/London",
+    "NEWZEALANDSTANDARDTIME": "Pacific/Auckland",
+    "AUSEASTERNSTANDARDTIME": "Australia/Sydney",
+    "EASTERNSTANDARDTIME": "America/New_York",
+    "UTC": "UTC",
+}
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 CREATE_STATUSES = ("DRAFT", "POSTED")
 
@@ -38,7 +43,9 @@ class QueryError(ValueError):
 
 def ms_date(value: date | datetime, *, zone: bool = True) -> str:
     """``/Date(ms+0000)/`` for a date (midnight UTC) or an aware datetime."""
-    moment = value if isinstance(value, datetime) else datetime(value.year, value.month, value.day, tzinfo=UTC)
+    moment = (
+        value if isinstance(value, datetime) else datetime(value.year, value.month, value.day, tzinfo=UTC)
+    )
     ms = int(moment.timestamp() * 1000)
     return f"/Date({ms}+0000)/" if zone else f"/Date({ms})/"
 
@@ -83,34 +90,58 @@ class Organisation:
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     accounts: dict[str, dict] = field(default_factory=dict)  # AccountID -> Account
     journals: dict[str, dict] = field(default_factory=dict)  # ManualJournalID -> ManualJournal
-    tax_rates: dict[str, Decimal] = field(default_factory=lambda: {k: Decimal(v) for k, v in UAE_TAX_RATES.items()})
+    tax_rates: dict[str, Decimal] = field(
+        default_factory=lambda: {k: Decimal(v) for k, v in UAE_TAX_RATES.items()}
+    )
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(ZONES.get(self.timezone, "UTC"))
 
     def account_by_code(self, code: str) -> dict | None:
-        return next((a for a in self.accounts.values() if a.get("Code") == code and a["Status"] != "DELETED"), None)
+        return next(
+            (a for a in self.accounts.values() if a.get("Code") == code and a["Status"] != "DELETED"), None
+        )
 
     def lock_refusing(self, day: date) -> tuple[str, date] | None:
         """The lock that refuses ``day`` (on or before it): the end-of-year lock binds everyone, so it is
         named first; else the period lock."""
-        for kind, lock in (("end of year lock date", self.end_of_year_lock_date),
-                           ("period lock date", self.period_lock_date)):
+        for kind, lock in (
+            ("end of year lock date", self.end_of_year_lock_date),
+            ("period lock date", self.period_lock_date),
+        ):
             if lock is not None and day <= lock:
                 return kind, lock
         return None
 
     def render(self) -> dict:
         org = {
-            "OrganisationID": self.tenant_id, "APIKey": self.tenant_id.replace("-", "").upper()[:30],
-            "Name": self.name, "LegalName": self.legal_name or self.name, "PaysTax": True, "Version": "GLOBAL",
-            "OrganisationType": "COMPANY", "BaseCurrency": self.base_currency, "CountryCode": self.country_code,
-            "IsDemoCompany": False, "OrganisationStatus": "ACTIVE", "FinancialYearEndDay": 31,
-            "FinancialYearEndMonth": 12, "SalesTaxBasis": "ACCRUALS", "SalesTaxPeriod": "3MONTHLY",
-            "DefaultSalesTax": "Tax Inclusive", "DefaultPurchasesTax": "Tax Inclusive",
-            "CreatedDateUTC": ms_date(self.created, zone=False), "Timezone": self.timezone,
-            "OrganisationEntityType": "COMPANY", "ShortCode": self.short_code, "Class": "PREMIUM",
-            "Edition": "BUSINESS", "LineOfBusiness": "Retail", "Addresses": [], "Phones": [], "ExternalLinks": [],
+            "OrganisationID": self.tenant_id,
+            "APIKey": self.tenant_id.replace("-", "").upper()[:30],
+            "Name": self.name,
+            "LegalName": self.legal_name or self.name,
+            "PaysTax": True,
+            "Version": "GLOBAL",
+            "OrganisationType": "COMPANY",
+            "BaseCurrency": self.base_currency,
+            "CountryCode": self.country_code,
+            "IsDemoCompany": False,
+            "OrganisationStatus": "ACTIVE",
+            "FinancialYearEndDay": 31,
+            "FinancialYearEndMonth": 12,
+            "SalesTaxBasis": "ACCRUALS",
+            "SalesTaxPeriod": "3MONTHLY",
+            "DefaultSalesTax": "Tax Inclusive",
+            "DefaultPurchasesTax": "Tax Inclusive",
+            "CreatedDateUTC": ms_date(self.created, zone=False),
+            "Timezone": self.timezone,
+            "OrganisationEntityType": "COMPANY",
+            "ShortCode": self.short_code,
+            "Class": "PREMIUM",
+            "Edition": "BUSINESS",
+            "LineOfBusiness": "Retail",
+            "Addresses": [],
+            "Phones": [],
+            "ExternalLinks": [],
             "PaymentTerms": {},
         }
         if self.tax_number:
@@ -134,8 +165,17 @@ def new_organisation(spec: dict, now: datetime) -> Organisation:
 
 
 def update_organisation(org: Organisation, changes: dict) -> None:
-    fields = {"name", "legal_name", "base_currency", "country_code", "timezone", "short_code", "tax_number",
-              "period_lock_date", "end_of_year_lock_date"}
+    fields = {
+        "name",
+        "legal_name",
+        "base_currency",
+        "country_code",
+        "timezone",
+        "short_code",
+        "tax_number",
+        "period_lock_date",
+        "end_of_year_lock_date",
+    }
     unknown = set(changes) - fields
     if unknown:
         raise ValueError(f"unknown organisation fields: {sorted(unknown)}")
@@ -148,12 +188,22 @@ def update_organisation(org: Organisation, changes: dict) -> None:
 def upsert_account(org: Organisation, fields: dict, now: datetime) -> dict:
     """Create an account (``Code``, ``Name``, ``Type`` …) or change the one with that Code/AccountID."""
     existing = org.accounts.get(fields.get("AccountID", "")) or (
-        org.account_by_code(fields["Code"]) if fields.get("Code") else None)
-    account = existing if existing is not None else {
-        "AccountID": fields.get("AccountID") or str(uuid.uuid4()), "Status": "ACTIVE", "TaxType": "NONE",
-        "EnablePaymentsToAccount": False, "ShowInExpenseClaims": False, "BankAccountType": "",
-        "HasAttachments": False, "AddToWatchlist": False,
-    }
+        org.account_by_code(fields["Code"]) if fields.get("Code") else None
+    )
+    account = (
+        existing
+        if existing is not None
+        else {
+            "AccountID": fields.get("AccountID") or str(uuid.uuid4()),
+            "Status": "ACTIVE",
+            "TaxType": "NONE",
+            "EnablePaymentsToAccount": False,
+            "ShowInExpenseClaims": False,
+            "BankAccountType": "",
+            "HasAttachments": False,
+            "AddToWatchlist": False,
+        }
+    )
     account.update(fields)
     if account.get("Type") not in CLASS_BY_TYPE:
         raise ValueError(f"account Type must be one of {sorted(CLASS_BY_TYPE)}")
@@ -192,8 +242,9 @@ class Outcome:
         return out
 
 
-def check_journal(org: Organisation, raw: dict, settings: XeroSettings, now: datetime,
-                  existing: dict | None = None) -> Outcome:
+def check_journal(
+    org: Organisation, raw: dict, settings: XeroSettings, now: datetime, existing: dict | None = None
+) -> Outcome:
     """Validate one ManualJournal of a request (a new one, or a change of ``existing``); nothing is saved."""
     if existing is not None and set(raw) <= {"ManualJournalID", "Status"}:
         return _change_status(org, existing, raw.get("Status") or existing["Status"], now)
@@ -214,7 +265,9 @@ def check_journal(org: Organisation, raw: dict, settings: XeroSettings, now: dat
         errors += _transition_errors(existing["Status"], status, raw)
 
     line_types = merged.get("LineAmountTypes") or settings.default_line_amount_types
-    journal_date = parse_request_date(merged.get("Date")) if merged.get("Date") else now.astimezone(org.zone()).date()
+    journal_date = (
+        parse_request_date(merged.get("Date")) if merged.get("Date") else now.astimezone(org.zone()).date()
+    )
     if journal_date is None:
         errors.append(f"The Date '{merged.get('Date')}' is not a valid date (YYYY-MM-DD)")
     elif lock := org.lock_refusing(journal_date):
@@ -229,7 +282,9 @@ def check_journal(org: Organisation, raw: dict, settings: XeroSettings, now: dat
         errors.append("A manual journal must have at least two journal lines")
     lines, debits, credits = [], Decimal(0), Decimal(0)
     for number, raw_line in enumerate(raw_lines, start=1):
-        line, line_errors, line_warnings, line_fatal = _check_line(org, raw_line, line_types, settings, number)
+        line, line_errors, line_warnings, line_fatal = _check_line(
+            org, raw_line, line_types, settings, number
+        )
         errors += line_errors
         warnings += line_warnings
         fatal = fatal or line_fatal
@@ -241,10 +296,12 @@ def check_journal(org: Organisation, raw: dict, settings: XeroSettings, now: dat
 
     journal = {
         "Date": ms_date(journal_date) if journal_date else merged.get("Date"),
-        "Status": status, "LineAmountTypes": line_types,
+        "Status": status,
+        "LineAmountTypes": line_types,
         "UpdatedDateUTC": ms_date(now),
         "ManualJournalID": existing["ManualJournalID"] if existing else None,
-        "Narration": narration, "JournalLines": lines,
+        "Narration": narration,
+        "JournalLines": lines,
         "ShowOnCashBasisReports": merged.get("ShowOnCashBasisReports", True),
         "HasAttachments": False,
     }
@@ -295,11 +352,15 @@ def _check_line(org: Organisation, raw: dict, line_types: str, settings: XeroSet
             if settings.unknown_account == "reject":
                 errors.append(f"Account code '{code}' does not match a recognised account.")
             else:  # §1.6: the code is removed from the line with only a warning
-                warnings.append(f"Account code '{code}' has been removed as it does not match a recognised account.")
+                warnings.append(
+                    f"Account code '{code}' has been removed as it does not match a recognised account."
+                )
     elif account_id not in (None, ""):
         account = org.accounts.get(str(account_id))
         if account is None or account["Status"] == "DELETED":
-            errors.append(f"Journal line {number}: AccountID '{account_id}' does not match a recognised account.")
+            errors.append(
+                f"Journal line {number}: AccountID '{account_id}' does not match a recognised account."
+            )
             account = None
     else:
         errors.append(f"Journal line {number}: an AccountCode or AccountID is required")
@@ -311,7 +372,9 @@ def _check_line(org: Organisation, raw: dict, line_types: str, settings: XeroSet
         tax_type = raw.get("TaxType") or (account or {}).get("TaxType") or "NONE"
     rate = org.tax_rates.get(tax_type)
     if rate is None:
-        errors.append(f"The TaxType code '{tax_type}' does not exist or cannot be used for this type of transaction.")
+        errors.append(
+            f"The TaxType code '{tax_type}' does not exist or cannot be used for this type of transaction."
+        )
         rate = Decimal(0)
     if line_types == "Exclusive":
         tax = (amount * rate / 100).quantize(CENT, ROUND_HALF_UP)
@@ -378,13 +441,22 @@ def compile_where(where: str | None):
             if c["op"]:
                 lit = c["literal"]
                 expected = _unquote(lit) if lit.startswith('"') else lit
-                actual = str(value).lower() if isinstance(value, bool) else str(value) if value is not None else None
+                actual = (
+                    str(value).lower()
+                    if isinstance(value, bool)
+                    else str(value)
+                    if value is not None
+                    else None
+                )
                 if (actual == expected) != (c["op"] == "=="):
                     return False
             else:
                 arg, text = _unquote(c["arg"]), value if isinstance(value, str) else ""
-                ok = {"StartsWith": text.startswith, "EndsWith": text.endswith,
-                      "Contains": lambda a, t=text: a in t}[c["method"]](arg)
+                ok = {
+                    "StartsWith": text.startswith,
+                    "EndsWith": text.endswith,
+                    "Contains": lambda a, t=text: a in t,
+                }[c["method"]](arg)
                 if not ok:
                     return False
         return True
@@ -424,4 +496,3 @@ def modified_since(items: list[dict], header: str | None) -> list[dict]:
         if ms and int(ms.group(1)) > threshold:
             out.append(item)
     return out
-

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+
 from mamo_revenue.charges import Charge, ChargeStatus
 from mamo_revenue.db import session as db_session
 from mamo_revenue.db.companies import upsert_company

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+
 from mamo_revenue.db.companies import (
     MappedAccount,
     UnknownCompany,

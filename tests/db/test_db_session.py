@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+
 from mamo_revenue.db.models import Base, Company
 from mamo_revenue.db.session import (
     VERSION_TABLE,

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+
 from mamo_revenue.charges import ChargeStatus
 from mamo_revenue.db.models import ChargeSnapshot, RevenueEvent
 from mamo_revenue.db.session import session_scope

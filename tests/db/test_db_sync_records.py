@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+
 from mamo_revenue.db.session import session_scope
 from mamo_revenue.db.sync_records import (
     SyncRecordConflict,
@@ -156,6 +157,15 @@ def test_a_failure_releases_the_claim_for_the_next_attempt(engine, company):
     with session_scope(engine) as session:
         mark_posted(session, "acme", DAY.key, run_id="run-2", ledger_journal_id="J-1")
         assert get_sync_record(session, "acme", DAY.key).error_class is None
+
+
+def test_a_failure_without_a_run_id_releases_any_claim(engine, company):
+    _claim(engine, "run-1")
+    with session_scope(engine) as session:
+        assert mark_failed(session, "acme", DAY.key, error_class="MamoUnavailable", message="timeout")
+        record = get_sync_record(session, "acme", DAY.key)
+    assert (record.status, record.claimed_by) == ("failed", None)
+    assert _claim(engine, "run-2", now=T0 + timedelta(minutes=1)).claimed
 
 
 def test_a_failure_before_any_claim_is_recorded(engine, company):

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+
 from mamo_revenue.db.companies import connect_ledger
 from mamo_revenue.db.crypto import (
     SECRET_ENV,

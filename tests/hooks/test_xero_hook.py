@@ -84,12 +84,24 @@ class Sandbox:
 def sandbox(server, monkeypatch) -> Sandbox:
     box = Sandbox(server.url)
     box.admin("POST", "/reset")
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({
-        "conn_type": "xero", "host": f"{server.url}/api.xro/2.0",
-        "login": data.DEFAULT_CLIENT_ID, "password": data.DEFAULT_CLIENT_SECRET,
-        "extra": {"redirect_uri": data.DEFAULT_REDIRECT_URIS[0], "backoff": 0.01, "timeout": 2,
-                  "max_rate_limit_wait": 5, "max_attempts": 4},
-    }))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps(
+            {
+                "conn_type": "xero",
+                "host": f"{server.url}/api.xro/2.0",
+                "login": data.DEFAULT_CLIENT_ID,
+                "password": data.DEFAULT_CLIENT_SECRET,
+                "extra": {
+                    "redirect_uri": data.DEFAULT_REDIRECT_URIS[0],
+                    "backoff": 0.01,
+                    "timeout": 2,
+                    "max_rate_limit_wait": 5,
+                    "max_attempts": 4,
+                },
+            }
+        ),
+    )
     return box
 
 
@@ -104,7 +116,9 @@ def store(grant) -> MemoryTokenStore:
 
 
 def expired(tokens: TokenSet) -> TokenSet:
-    return TokenSet(tokens.access_token, tokens.refresh_token, datetime.now(UTC) - timedelta(minutes=1), tokens.tenant_id)
+    return TokenSet(
+        tokens.access_token, tokens.refresh_token, datetime.now(UTC) - timedelta(minutes=1), tokens.tenant_id
+    )
 
 
 @pytest.fixture
@@ -113,50 +127,115 @@ def hook(store) -> XeroHook:
 
 
 def line(code: str, side: Side, minor: int, description: str) -> LedgerLine:
-    return LedgerLine(account_id=data.account_id(TENANT, code), account_code=code, side=side, amount_minor=minor,
-                      description=description)
+    return LedgerLine(
+        account_id=data.account_id(TENANT, code),
+        account_code=code,
+        side=side,
+        amount_minor=minor,
+        description=description,
+    )
 
 
-def worked_example(*, reference: str = REFERENCE, day: date = date(2026, 11, 20), lines=None) -> JournalRequest:
+def worked_example(
+    *, reference: str = REFERENCE, day: date = date(2026, 11, 20), lines=None
+) -> JournalRequest:
     """The 2026-11-20 journal of ACCOUNTING.md's worked example (codes as LEDGER_APIS.md §1.5)."""
-    return JournalRequest(reference=reference, journal_date=day, narration=f"Mamo revenue {day.isoformat()}",
-                          lines=tuple(lines or (
-                              line("1215", Side.DEBIT, 18491, "Mamo clearing 2026-11-20"),
-                              line("6110", Side.DEBIT, 864, "Processing fees 2026-11-20"),
-                              line("2200", Side.DEBIT, 43, "VAT recoverable on fees 2026-11-20"),
-                              line("4000", Side.CREDIT, 18474, "Sales 2026-11-20"),
-                              line("2200", Side.CREDIT, 924, "VAT payable on sales 2026-11-20"))))
+    return JournalRequest(
+        reference=reference,
+        journal_date=day,
+        narration=f"Mamo revenue {day.isoformat()}",
+        lines=tuple(
+            lines
+            or (
+                line("1215", Side.DEBIT, 18491, "Mamo clearing 2026-11-20"),
+                line("6110", Side.DEBIT, 864, "Processing fees 2026-11-20"),
+                line("2200", Side.DEBIT, 43, "VAT recoverable on fees 2026-11-20"),
+                line("4000", Side.CREDIT, 18474, "Sales 2026-11-20"),
+                line("2200", Side.CREDIT, 924, "VAT payable on sales 2026-11-20"),
+            )
+        ),
+    )
 
 
-WORKED_LINES = [("1215", "184.91"), ("6110", "8.64"), ("2200", "0.43"), ("4000", "-184.74"), ("2200", "-9.24")]
+WORKED_LINES = [
+    ("1215", "184.91"),
+    ("6110", "8.64"),
+    ("2200", "0.43"),
+    ("4000", "-184.74"),
+    ("2200", "-9.24"),
+]
 
 
 # --- connection → parameters (pure) -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("conn", "expected"), [
-    pytest.param(Connection(conn_id="x", conn_type="xero", host="https://api.xero.com/api.xro/2.0", login="ID",
-                            password="SECRET"),
-                 {"api_base": "https://api.xero.com/api.xro/2.0", "token_url": "https://identity.xero.com/connect/token",
-                  "authorize_url": "https://login.xero.com/identity/connect/authorize",
-                  "connections_url": "https://api.xero.com/connections",
-                  "scopes": "openid offline_access accounting.settings accounting.manualjournals"},
-                 id="real-xero"),
-    pytest.param(Connection(conn_id="x", conn_type="xero", host="api.xero.com", login="ID", password="SECRET"),
-                 {"api_base": "https://api.xero.com/api.xro/2.0"}, id="bare-host"),
-    pytest.param(Connection(conn_id="x", conn_type="xero", host="http://127.0.0.1:8702/api.xro/2.0", login="ID",
-                            password="SECRET"),
-                 {"token_url": "http://127.0.0.1:8702/identity/connect/token",
-                  "authorize_url": "http://127.0.0.1:8702/identity/connect/authorize",
-                  "connections_url": "http://127.0.0.1:8702/connections",
-                  "journal_url": "http://127.0.0.1:8702/_sandbox/journals/{id}"}, id="sandbox-derived"),
-    pytest.param(Connection(conn_id="x", conn_type="xero", host="https://api.xero.com/api.xro/2.0", login="ID",
-                            password="SECRET", extra=json.dumps({
-                                "extra__xero__token_url": "https://idp.example/token", "scopes": "a  b",
-                                "redirect_uri": "https://airflow.example/cb", "timeout": "12"})),
-                 {"token_url": "https://idp.example/token", "scopes": "a b", "redirect_uri": "https://airflow.example/cb",
-                  "timeout": 12.0}, id="extras-plain-and-prefixed"),
-])
+@pytest.mark.parametrize(
+    ("conn", "expected"),
+    [
+        pytest.param(
+            Connection(
+                conn_id="x",
+                conn_type="xero",
+                host="https://api.xero.com/api.xro/2.0",
+                login="ID",
+                password="SECRET",
+            ),
+            {
+                "api_base": "https://api.xero.com/api.xro/2.0",
+                "token_url": "https://identity.xero.com/connect/token",
+                "authorize_url": "https://login.xero.com/identity/connect/authorize",
+                "connections_url": "https://api.xero.com/connections",
+                "scopes": "openid offline_access accounting.settings accounting.manualjournals",
+            },
+            id="real-xero",
+        ),
+        pytest.param(
+            Connection(conn_id="x", conn_type="xero", host="api.xero.com", login="ID", password="SECRET"),
+            {"api_base": "https://api.xero.com/api.xro/2.0"},
+            id="bare-host",
+        ),
+        pytest.param(
+            Connection(
+                conn_id="x",
+                conn_type="xero",
+                host="http://127.0.0.1:8702/api.xro/2.0",
+                login="ID",
+                password="SECRET",
+            ),
+            {
+                "token_url": "http://127.0.0.1:8702/identity/connect/token",
+                "authorize_url": "http://127.0.0.1:8702/identity/connect/authorize",
+                "connections_url": "http://127.0.0.1:8702/connections",
+                "journal_url": "http://127.0.0.1:8702/_sandbox/journals/{id}",
+            },
+            id="sandbox-derived",
+        ),
+        pytest.param(
+            Connection(
+                conn_id="x",
+                conn_type="xero",
+                host="https://api.xero.com/api.xro/2.0",
+                login="ID",
+                password="SECRET",
+                extra=json.dumps(
+                    {
+                        "extra__xero__token_url": "https://idp.example/token",
+                        "scopes": "a  b",
+                        "redirect_uri": "https://airflow.example/cb",
+                        "timeout": "12",
+                    }
+                ),
+            ),
+            {
+                "token_url": "https://idp.example/token",
+                "scopes": "a b",
+                "redirect_uri": "https://airflow.example/cb",
+                "timeout": 12.0,
+            },
+            id="extras-plain-and-prefixed",
+        ),
+    ],
+)
 def test_connection_params(conn, expected):
     params = XeroHook.connection_params(conn)
     assert {key: getattr(params, key) for key in expected} == expected
@@ -166,7 +245,11 @@ def test_connection_params(conn, expected):
 
 def test_hook_is_a_discoverable_airflow_hook():
     assert (XeroHook.conn_name_attr, XeroHook.default_conn_name, XeroHook.conn_type, XeroHook.hook_name) == (
-        "xero_conn_id", "xero_default", "xero", "Xero")
+        "xero_conn_id",
+        "xero_default",
+        "xero",
+        "Xero",
+    )
     with pytest.raises(TypeError):
         XeroHook("xero_default")  # keyword-only
 
@@ -185,7 +268,11 @@ def test_journal_body_matches_the_spec_with_exact_two_decimal_amounts():
     assert list(validator.iter_errors(json.loads(wire))) == []
     (journal,) = body["ManualJournals"]
     assert journal["Narration"] == "MAMO-acme-20261120 Mamo revenue 2026-11-20"
-    assert (journal["Status"], journal["LineAmountTypes"], journal["Date"]) == ("POSTED", "NoTax", "2026-11-20")
+    assert (journal["Status"], journal["LineAmountTypes"], journal["Date"]) == (
+        "POSTED",
+        "NoTax",
+        "2026-11-20",
+    )
     assert "Url" not in journal and all("TaxType" not in line for line in journal["JournalLines"])
 
 
@@ -199,28 +286,43 @@ def test_list_accounts_includes_archived_ones_as_inactive(hook):
     assert accounts["4000"].type == "REVENUE"
 
 
-@pytest.mark.parametrize(("locks", "binding"), [
-    pytest.param({}, None, id="no-lock"),
-    pytest.param({"period_lock_date": "2026-10-31", "end_of_year_lock_date": "2025-12-31"}, date(2026, 10, 31),
-                 id="period-lock-later"),
-    pytest.param({"period_lock_date": "2025-06-30", "end_of_year_lock_date": "2025-12-31"}, date(2025, 12, 31),
-                 id="end-of-year-later"),
-])
+@pytest.mark.parametrize(
+    ("locks", "binding"),
+    [
+        pytest.param({}, None, id="no-lock"),
+        pytest.param(
+            {"period_lock_date": "2026-10-31", "end_of_year_lock_date": "2025-12-31"},
+            date(2026, 10, 31),
+            id="period-lock-later",
+        ),
+        pytest.param(
+            {"period_lock_date": "2025-06-30", "end_of_year_lock_date": "2025-12-31"},
+            date(2025, 12, 31),
+            id="end-of-year-later",
+        ),
+    ],
+)
 def test_get_settings_reads_currency_and_the_binding_lock_date(sandbox, hook, locks, binding):
     if locks:
         sandbox.admin("PATCH", f"/organisations/{TENANT}", locks)
     settings = hook.get_settings()
     assert (settings.organisation_name, settings.base_currency, settings.lock_date) == (
-        data.DEMO_TENANT_NAME, "AED", binding)
+        data.DEMO_TENANT_NAME,
+        "AED",
+        binding,
+    )
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("/Date(1793404800000+0000)/", date(2026, 10, 31)),
-    ("/Date(1793404800000)/", date(2026, 10, 31)),
-    ("/Date(1793390400000+0400)/", date(2026, 10, 31)),  # 20:00 UTC the day before, in UTC+4
-    ("2026-10-31T00:00:00", date(2026, 10, 31)),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/Date(1793404800000+0000)/", date(2026, 10, 31)),
+        ("/Date(1793404800000)/", date(2026, 10, 31)),
+        ("/Date(1793390400000+0400)/", date(2026, 10, 31)),  # 20:00 UTC the day before, in UTC+4
+        ("2026-10-31T00:00:00", date(2026, 10, 31)),
+        (None, None),
+    ],
+)
 def test_parse_xero_date(value, expected):
     assert xero_module.parse_xero_date(value) == expected
 
@@ -235,9 +337,13 @@ def test_post_the_worked_example(sandbox, hook):
     (journal,) = sandbox.journals()
     assert journal["ManualJournalID"] == posted.ledger_id and journal["Status"] == "POSTED"
     assert journal["Narration"] == "MAMO-acme-20261120 Mamo revenue 2026-11-20"
-    assert [(l["AccountCode"], f"{l['LineAmount']:.2f}") for l in journal["JournalLines"]] == WORKED_LINES
+    assert [(j["AccountCode"], f"{j['LineAmount']:.2f}") for j in journal["JournalLines"]] == WORKED_LINES
     (put,) = sandbox.log("/ManualJournals")
-    assert (put["method"], put["idempotency_key"], put["query"]) == ("PUT", REFERENCE, "summarizeErrors=false")
+    assert (put["method"], put["idempotency_key"], put["query"]) == (
+        "PUT",
+        REFERENCE,
+        "summarizeErrors=false",
+    )
 
 
 def test_find_journal_by_reference(sandbox, hook, grant):
@@ -250,32 +356,72 @@ def test_find_journal_by_reference(sandbox, hook, grant):
     assert hook.find_journal("MAMO-acme-20261121") is None
     assert hook.find_journal("MAMO-acme-2026112").ledger_id != posted.ledger_id
 
-    requests.post(f"{sandbox.url}/api.xro/2.0/ManualJournals/{posted.ledger_id}", timeout=10,
-                  json={"ManualJournals": [{"Status": "VOIDED"}]},
-                  headers={"Authorization": f"Bearer {grant['access_token']}", "xero-tenant-id": TENANT,
-                           "Accept": "application/json"}).raise_for_status()
+    requests.post(
+        f"{sandbox.url}/api.xro/2.0/ManualJournals/{posted.ledger_id}",
+        timeout=10,
+        json={"ManualJournals": [{"Status": "VOIDED"}]},
+        headers={
+            "Authorization": f"Bearer {grant['access_token']}",
+            "xero-tenant-id": TENANT,
+            "Accept": "application/json",
+        },
+    ).raise_for_status()
     voided = hook.find_journal(REFERENCE)
     assert (voided.ledger_id, voided.status, voided.posted) == (posted.ledger_id, "VOIDED", False)
 
 
-@pytest.mark.parametrize(("setup", "request_", "error", "words"), [
-    pytest.param(lambda box: box.admin("PATCH", f"/organisations/{TENANT}/accounts/6110", {"Status": "ARCHIVED"}),
-                 worked_example(), LedgerAccountError, ["6110", "archived", "map the category"], id="archived-account"),
-    pytest.param(lambda box: None,
-                 worked_example(lines=[line("1215", Side.DEBIT, 500, "x"),
-                                       LedgerLine("", "6199", Side.CREDIT, 500, "unknown code")]),
-                 LedgerAccountError, ["6199", "void it in Xero"], id="unknown-account-warning"),
-    pytest.param(lambda box: box.settings(unknown_account="reject"),
-                 worked_example(lines=[line("1215", Side.DEBIT, 500, "x"),
-                                       LedgerLine("", "6199", Side.CREDIT, 500, "unknown code")]),
-                 LedgerAccountError, ["6199", "does not exist"], id="unknown-account-rejected"),
-    pytest.param(lambda box: box.admin("PATCH", f"/organisations/{TENANT}", {"period_lock_date": "2026-11-30"}),
-                 worked_example(), LedgerLockedPeriod, ["2026-11-20", "lock date"], id="period-locked"),
-    pytest.param(lambda box: None,
-                 worked_example(lines=[line("1215", Side.DEBIT, 19398, "clearing"),
-                                       line("4000", Side.CREDIT, 18474, "sales")]),
-                 LedgerValidationError, ["debits and credits differ"], id="unbalanced"),
-])
+@pytest.mark.parametrize(
+    ("setup", "request_", "error", "words"),
+    [
+        pytest.param(
+            lambda box: box.admin("PATCH", f"/organisations/{TENANT}/accounts/6110", {"Status": "ARCHIVED"}),
+            worked_example(),
+            LedgerAccountError,
+            ["6110", "archived", "map the category"],
+            id="archived-account",
+        ),
+        pytest.param(
+            lambda box: None,
+            worked_example(
+                lines=[
+                    line("1215", Side.DEBIT, 500, "x"),
+                    LedgerLine("", "6199", Side.CREDIT, 500, "unknown code"),
+                ]
+            ),
+            LedgerAccountError,
+            ["6199", "void it in Xero"],
+            id="unknown-account-warning",
+        ),
+        pytest.param(
+            lambda box: box.settings(unknown_account="reject"),
+            worked_example(
+                lines=[
+                    line("1215", Side.DEBIT, 500, "x"),
+                    LedgerLine("", "6199", Side.CREDIT, 500, "unknown code"),
+                ]
+            ),
+            LedgerAccountError,
+            ["6199", "does not exist"],
+            id="unknown-account-rejected",
+        ),
+        pytest.param(
+            lambda box: box.admin("PATCH", f"/organisations/{TENANT}", {"period_lock_date": "2026-11-30"}),
+            worked_example(),
+            LedgerLockedPeriod,
+            ["2026-11-20", "lock date"],
+            id="period-locked",
+        ),
+        pytest.param(
+            lambda box: None,
+            worked_example(
+                lines=[line("1215", Side.DEBIT, 19398, "clearing"), line("4000", Side.CREDIT, 18474, "sales")]
+            ),
+            LedgerValidationError,
+            ["debits and credits differ"],
+            id="unbalanced",
+        ),
+    ],
+)
 def test_refusals_raise_the_class_a_finance_user_can_act_on(sandbox, hook, setup, request_, error, words):
     setup(sandbox)
     with pytest.raises(error) as caught:
@@ -288,7 +434,9 @@ def test_refusals_raise_the_class_a_finance_user_can_act_on(sandbox, hook, setup
 
 
 def test_unknown_account_warning_names_the_journal_xero_saved(sandbox, hook):
-    request = worked_example(lines=[line("1215", Side.DEBIT, 500, "x"), LedgerLine("", "6199", Side.CREDIT, 500, "?")])
+    request = worked_example(
+        lines=[line("1215", Side.DEBIT, 500, "x"), LedgerLine("", "6199", Side.CREDIT, 500, "?")]
+    )
     with pytest.raises(LedgerAccountError) as caught:
         hook.post_journal(request)
     (saved,) = sandbox.journals()
@@ -299,16 +447,28 @@ def test_unknown_account_warning_names_the_journal_xero_saved(sandbox, hook):
 
 def test_a_code_that_now_names_another_account_is_caught_line_by_line(sandbox, hook):
     # The mapping remembers 4000's AccountID, but the code sent is 4010: Xero posts to another account.
-    request = worked_example(lines=[line("1215", Side.DEBIT, 500, "x"),
-                                    LedgerLine(data.account_id(TENANT, "4000"), "4010", Side.CREDIT, 500, "sales")])
+    request = worked_example(
+        lines=[
+            line("1215", Side.DEBIT, 500, "x"),
+            LedgerLine(data.account_id(TENANT, "4000"), "4010", Side.CREDIT, 500, "sales"),
+        ]
+    )
     with pytest.raises(LedgerValidationError, match="now belongs to account"):
         hook.post_journal(request)
 
 
 def test_a_draft_does_not_count_as_posted(sandbox, hook, monkeypatch):
-    monkeypatch.setattr(XeroHook, "journal_body", staticmethod(
-        lambda request, original=XeroHook.journal_body: {"ManualJournals": [
-            {k: v for k, v in original(request)["ManualJournals"][0].items() if k != "Status"}]}))
+    monkeypatch.setattr(
+        XeroHook,
+        "journal_body",
+        staticmethod(
+            lambda request, original=XeroHook.journal_body: {
+                "ManualJournals": [
+                    {k: v for k, v in original(request)["ManualJournals"][0].items() if k != "Status"}
+                ]
+            }
+        ),
+    )
     with pytest.raises(LedgerValidationError, match="as DRAFT, not POSTED"):
         hook.post_journal(worked_example())
 
@@ -318,7 +478,7 @@ def test_a_draft_does_not_count_as_posted(sandbox, hook, monkeypatch):
 
 def test_expired_access_token_is_refreshed_and_the_rotated_token_saved_first(sandbox, store, hook):
     old = store.current()
-    store._tokens = expired(old)
+    store.replace(expired(old))
     hook.get_settings()
     (saved,) = store.saved
     assert saved.refresh_token != old.refresh_token and saved.access_token != old.access_token
@@ -327,14 +487,16 @@ def test_expired_access_token_is_refreshed_and_the_rotated_token_saved_first(san
     # The saved token is the live one: long after the old one's grace window, it still refreshes.
     sandbox.settings(refresh_reuse="single_use")
     sandbox.advance(3600)
-    store._tokens = expired(store.current())
+    store.replace(expired(store.current()))
     hook.get_settings()
     assert len(store.saved) == 2 and len(sandbox.refreshes()) == 2
 
 
 def test_token_is_refreshed_60_seconds_before_expiry(sandbox, store, hook):
     tokens = store.current()
-    store._tokens = TokenSet(tokens.access_token, tokens.refresh_token, datetime.now(UTC) + timedelta(seconds=50), TENANT)
+    store.replace(
+        TokenSet(tokens.access_token, tokens.refresh_token, datetime.now(UTC) + timedelta(seconds=50), TENANT)
+    )
     hook.list_accounts()
     assert len(store.saved) == 1
 
@@ -349,7 +511,7 @@ def test_a_401_forces_one_refresh_and_one_retry(sandbox, store, hook):
 def test_two_workers_refreshing_at_once_refresh_once_and_keep_a_live_token(sandbox, store):
     sandbox.settings(refresh_reuse="single_use")  # a second refresh with the same token would kill the grant
     sandbox.fault(kind="delay", method="POST", path="/identity/connect/token", delay_seconds=0.3, times=None)
-    store._tokens = expired(store.current())
+    store.replace(expired(store.current()))
     hooks = [XeroHook(xero_conn_id=CONN_ID, token_store=store, tenant_id=TENANT) for _ in range(2)]
     for worker in hooks:
         _ = worker.params  # resolve the connection before the race
@@ -368,14 +530,14 @@ def test_two_workers_refreshing_at_once_refresh_once_and_keep_a_live_token(sandb
     assert len(sandbox.refreshes()) == 1 and len(store.saved) == 1 and store.refresh_blocks == 2
     sandbox.admin("DELETE", "/faults")
     sandbox.advance(3600)
-    store._tokens = expired(store.current())
+    store.replace(expired(store.current()))
     assert hooks[0].get_settings().base_currency == "AED"  # the stored refresh token is alive
     assert store.needs_reconnect is None
 
 
 def test_invalid_grant_means_reconnect_and_is_not_retried(sandbox, store, hook):
     tokens = store.current()
-    store._tokens = TokenSet(None, "dead-refresh-token", None, TENANT)
+    store.replace(TokenSet(None, "dead-refresh-token", None, TENANT))
     with pytest.raises(LedgerAuthError) as caught:
         hook.list_accounts()
     assert "invalid_grant" in str(caught.value) and "Reconnect Xero" in caught.value.guidance
@@ -385,8 +547,9 @@ def test_invalid_grant_means_reconnect_and_is_not_retried(sandbox, store, hook):
 
 
 def test_a_second_401_means_reconnect(sandbox):
-    grant = sandbox.admin("POST", "/grants", {"tenant_ids": [TENANT],
-                                              "scopes": "offline_access accounting.manualjournals"})
+    grant = sandbox.admin(
+        "POST", "/grants", {"tenant_ids": [TENANT], "scopes": "offline_access accounting.manualjournals"}
+    )
     store = MemoryTokenStore(token_set(grant, tenant_id=TENANT))
     hook = XeroHook(xero_conn_id=CONN_ID, token_store=store, tenant_id=TENANT)
     with pytest.raises(LedgerAuthError, match="AuthorizationUnsuccessful"):
@@ -398,7 +561,9 @@ def test_a_second_401_means_reconnect(sandbox):
 def test_a_403_means_reconnect(sandbox, store, hook, grant):
     headers = {"Authorization": f"Bearer {grant['access_token']}"}
     (connection,) = requests.get(f"{sandbox.url}/connections", headers=headers, timeout=10).json()
-    requests.delete(f"{sandbox.url}/connections/{connection['id']}", headers=headers, timeout=10).raise_for_status()
+    requests.delete(
+        f"{sandbox.url}/connections/{connection['id']}", headers=headers, timeout=10
+    ).raise_for_status()
     with pytest.raises(LedgerAuthError, match="403"):
         hook.get_settings()
     assert store.needs_reconnect
@@ -471,15 +636,20 @@ def test_when_every_answer_is_lost_find_journal_still_finds_the_one_posted(sandb
 
 def test_no_token_or_secret_is_logged(sandbox, store, hook, caplog, capfd):
     old = store.current()
-    store._tokens = expired(old)
+    store.replace(expired(old))
     caplog.set_level(logging.DEBUG)  # urllib3 included
     hook.post_journal(worked_example())
     captured = capfd.readouterr()
     logged = caplog.text + captured.out + captured.err  # the SDK's structlog writes to the console
     tokens = store.current()
     assert "Xero PUT /ManualJournals -> 200 (tenant" in logged and "Refreshed the Xero access token" in logged
-    for secret in (old.access_token, old.refresh_token, tokens.access_token, tokens.refresh_token,
-                   data.DEFAULT_CLIENT_SECRET):
+    for secret in (
+        old.access_token,
+        old.refresh_token,
+        tokens.access_token,
+        tokens.refresh_token,
+        data.DEFAULT_CLIENT_SECRET,
+    ):
         assert secret not in logged
     assert tokens.refresh_token not in repr(tokens)
 
@@ -502,8 +672,12 @@ def test_connect_flow_helpers(sandbox):
     url = xero_module.authorization_url(params, state="state-42", code_challenge=pair.challenge)
     page = requests.get(url, timeout=10)
     txn = re.search(r'name="txn" value="([^"]+)"', page.text).group(1)
-    redirect = requests.post(f"{sandbox.url}/identity/connect/authorize", allow_redirects=False, timeout=10,
-                             data={"txn": txn, "tenant": [TENANT, data.SECOND_TENANT_ID], "decision": "allow"})
+    redirect = requests.post(
+        f"{sandbox.url}/identity/connect/authorize",
+        allow_redirects=False,
+        timeout=10,
+        data={"txn": txn, "tenant": [TENANT, data.SECOND_TENANT_ID], "decision": "allow"},
+    )
     query = {k: v[0] for k, v in parse_qs(urlsplit(redirect.headers["location"]).query).items()}
     assert query["state"] == "state-42"
 

@@ -42,6 +42,11 @@ class MemoryTokenStore:
             self._tokens = tokens
             self.saved.append(tokens)
 
+    def replace(self, tokens: TokenSet) -> None:
+        """Test helper: what another process (or time) left in the store."""
+        with self._data_lock:
+            self._tokens = tokens
+
     def mark_needs_reconnect(self, reason: str) -> None:
         with self._data_lock:
             self.needs_reconnect = reason

@@ -81,7 +81,8 @@ class Api:
         return self.http.get(self.url + API + path, headers=headers, params=params)
 
     def post(self, path: str, body: dict, key: str = KEY) -> requests.Response:
-        return self.http.post(self.url + API + path, headers={"Authorization": f"Bearer {key}"}, json=body)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        return self.http.post(self.url + API + path, headers=headers, data=json.dumps(body, default=_number))
 
     def page(self, page: int = 1, per_page: int | None = None, **params) -> dict:
         if per_page is not None:

@@ -81,16 +81,30 @@ class Xero:
         self.admin("POST", "/clock", {"advance_seconds": seconds}, expect=200)
 
     def grant(self, tenants=(TENANT,), scopes: str = data.DEFAULT_SCOPES) -> dict:
-        return self.admin("POST", "/grants", {"tenant_ids": list(tenants), "scopes": scopes}, expect=201).json()
+        return self.admin(
+            "POST", "/grants", {"tenant_ids": list(tenants), "scopes": scopes}, expect=201
+        ).json()
 
-    def token(self, form: dict, auth=(data.DEFAULT_CLIENT_ID, data.DEFAULT_CLIENT_SECRET)) -> requests.Response:
+    def token(
+        self, form: dict, auth=(data.DEFAULT_CLIENT_ID, data.DEFAULT_CLIENT_SECRET)
+    ) -> requests.Response:
         return requests.post(f"{self.url}/identity/connect/token", data=form, auth=auth, timeout=10)
 
     def refresh(self, refresh_token: str) -> requests.Response:
         return self.token({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
-    def api(self, method: str, path: str, access_token: str, tenant: str | None = TENANT, *, body=None,
-            raw: bytes | None = None, headers: dict | None = None, **kwargs) -> requests.Response:
+    def api(
+        self,
+        method: str,
+        path: str,
+        access_token: str,
+        tenant: str | None = TENANT,
+        *,
+        body=None,
+        raw: bytes | None = None,
+        headers: dict | None = None,
+        **kwargs,
+    ) -> requests.Response:
         hdrs = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
         if tenant:
             hdrs["xero-tenant-id"] = tenant
@@ -101,11 +115,25 @@ class Xero:
         kwargs.setdefault("timeout", 10)
         return requests.request(method, f"{self.url}{API}{path}", headers=hdrs, data=content, **kwargs)
 
-    def put_journal(self, token: str, journal: dict, *, summarize: bool = False, key: str | None = None,
-                    tenant: str = TENANT) -> requests.Response:
+    def put_journal(
+        self,
+        token: str,
+        journal: dict,
+        *,
+        summarize: bool = False,
+        key: str | None = None,
+        tenant: str = TENANT,
+    ) -> requests.Response:
         headers = {"Idempotency-Key": key} if key else {}
-        return self.api("PUT", "/ManualJournals", token, tenant, body={"ManualJournals": [journal]},
-                        params={"summarizeErrors": str(summarize).lower()}, headers=headers)
+        return self.api(
+            "PUT",
+            "/ManualJournals",
+            token,
+            tenant,
+            body={"ManualJournals": [journal]},
+            params={"summarizeErrors": str(summarize).lower()},
+            headers=headers,
+        )
 
     def journals(self, tenant: str = TENANT) -> list[dict]:
         return self.admin("GET", f"/organisations/{tenant}/journals", expect=200).json()["journals"]
@@ -129,7 +157,9 @@ def token(xero) -> str:
 def worked_example(**changes) -> dict:
     """The 2026-11-20 journal of ACCOUNTING.md's worked example, as LEDGER_APIS.md §1.5 sends it."""
     journal = {
-        "Narration": "MAMO-acme-20261120 Mamo revenue 2026-11-20", "Date": "2026-11-20", "Status": "POSTED",
+        "Narration": "MAMO-acme-20261120 Mamo revenue 2026-11-20",
+        "Date": "2026-11-20",
+        "Status": "POSTED",
         "LineAmountTypes": "NoTax",
         "JournalLines": [
             {"LineAmount": 184.91, "AccountCode": "1215", "Description": "Mamo clearing 2026-11-20"},
@@ -151,18 +181,29 @@ def ms(day: date) -> str:
 
 def pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
-    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(
+        b"="
+    ).decode()
 
 
 def consent(xero: Xero, *, tenants=(TENANT,), decision="allow", **params) -> requests.Response:
     """The browser's part, scripted: GET the consent page, submit its form."""
-    query = {"response_type": "code", "client_id": data.DEFAULT_CLIENT_ID, "redirect_uri": REDIRECT,
-             "scope": data.DEFAULT_SCOPES, "state": "st-123"} | params
+    query = {
+        "response_type": "code",
+        "client_id": data.DEFAULT_CLIENT_ID,
+        "redirect_uri": REDIRECT,
+        "scope": data.DEFAULT_SCOPES,
+        "state": "st-123",
+    } | params
     page = requests.get(f"{xero.url}/identity/connect/authorize", params=query, timeout=10)
     assert page.status_code == 200, page.text
     txn = re.search(r'name="txn" value="([^"]+)"', page.text).group(1)
-    return requests.post(f"{xero.url}/identity/connect/authorize", timeout=10, allow_redirects=False,
-                         data={"txn": txn, "tenant": list(tenants), "decision": decision})
+    return requests.post(
+        f"{xero.url}/identity/connect/authorize",
+        timeout=10,
+        allow_redirects=False,
+        data={"txn": txn, "tenant": list(tenants), "decision": decision},
+    )
 
 
 def callback_query(response: requests.Response) -> dict:
@@ -173,9 +214,17 @@ def callback_query(response: requests.Response) -> dict:
 
 
 def test_consent_page_lists_organisations_and_allow_redirects_with_code_and_state(xero):
-    page = requests.get(f"{xero.url}/identity/connect/authorize", timeout=10, params={
-        "response_type": "code", "client_id": data.DEFAULT_CLIENT_ID, "redirect_uri": REDIRECT,
-        "scope": data.DEFAULT_SCOPES, "state": "s"})
+    page = requests.get(
+        f"{xero.url}/identity/connect/authorize",
+        timeout=10,
+        params={
+            "response_type": "code",
+            "client_id": data.DEFAULT_CLIENT_ID,
+            "redirect_uri": REDIRECT,
+            "scope": data.DEFAULT_SCOPES,
+            "state": "s",
+        },
+    )
     assert page.headers["content-type"].startswith("text/html")
     assert data.DEMO_TENANT_NAME in page.text and data.SECOND_TENANT_NAME in page.text
     assert 'value="allow"' in page.text and 'value="cancel"' in page.text
@@ -192,12 +241,16 @@ def test_consent_page_lists_organisations_and_allow_redirects_with_code_and_stat
     claims = json.loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[1] + "=="))
     assert claims["aud"] == data.DEFAULT_CLIENT_ID and claims["email"] == data.SANDBOX_USER["email"]
 
-    connections = requests.get(f"{xero.url}/connections", timeout=10,
-                               headers={"Authorization": f"Bearer {tokens['access_token']}"}).json()
+    connections = requests.get(
+        f"{xero.url}/connections", timeout=10, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    ).json()
     assert [c["tenantId"] for c in connections] == [TENANT]
     for connection in connections:
         assert_matches_schema(connection, "Connection", IDENTITY_SPEC)
-    assert connections[0]["tenantName"] == data.DEMO_TENANT_NAME and connections[0]["tenantType"] == "ORGANISATION"
+    assert (
+        connections[0]["tenantName"] == data.DEMO_TENANT_NAME
+        and connections[0]["tenantType"] == "ORGANISATION"
+    )
 
 
 def test_connections_filter_by_auth_event(xero):
@@ -206,8 +259,9 @@ def test_connections_filter_by_auth_event(xero):
     headers = {"Authorization": f"Bearer {second['access_token']}"}
     everything = requests.get(f"{xero.url}/connections", headers=headers, timeout=10).json()
     assert {c["tenantId"] for c in everything} == {TENANT, OTHER_TENANT}
-    only = requests.get(f"{xero.url}/connections", headers=headers, timeout=10,
-                        params={"authEventId": first["auth_event_id"]}).json()
+    only = requests.get(
+        f"{xero.url}/connections", headers=headers, timeout=10, params={"authEventId": first["auth_event_id"]}
+    ).json()
     assert [c["tenantId"] for c in only] == [TENANT]
 
 
@@ -216,36 +270,63 @@ def test_cancel_redirects_with_access_denied_and_state(xero):
     assert query == {"error": "access_denied", "state": "keep-me"}
 
 
-@pytest.mark.parametrize("params", [
-    pytest.param({"client_id": "nobody"}, id="unknown-client"),
-    pytest.param({"redirect_uri": "https://evil.example/callback"}, id="unregistered-redirect"),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({"client_id": "nobody"}, id="unknown-client"),
+        pytest.param({"redirect_uri": "https://evil.example/callback"}, id="unregistered-redirect"),
+    ],
+)
 def test_authorize_never_redirects_to_an_unverified_client(xero, params):
-    query = {"response_type": "code", "client_id": data.DEFAULT_CLIENT_ID, "redirect_uri": REDIRECT,
-             "scope": data.DEFAULT_SCOPES, "state": "s"} | params
-    response = requests.get(f"{xero.url}/identity/connect/authorize", params=query, allow_redirects=False, timeout=10)
+    query = {
+        "response_type": "code",
+        "client_id": data.DEFAULT_CLIENT_ID,
+        "redirect_uri": REDIRECT,
+        "scope": data.DEFAULT_SCOPES,
+        "state": "s",
+    } | params
+    response = requests.get(
+        f"{xero.url}/identity/connect/authorize", params=query, allow_redirects=False, timeout=10
+    )
     assert response.status_code == 400 and "location" not in response.headers
 
 
-@pytest.mark.parametrize(("params", "error"), [
-    pytest.param({"response_type": "token"}, "unsupported_response_type", id="implicit-flow"),
-    pytest.param({"scope": "openid offline_access accounting.transactions"}, "invalid_scope", id="legacy-scope"),
-    pytest.param({"scope": "openid nonsense"}, "invalid_scope", id="unknown-scope"),
-    pytest.param({"code_challenge": "abc", "code_challenge_method": "plain"}, "invalid_request", id="pkce-plain"),
-])
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        pytest.param({"response_type": "token"}, "unsupported_response_type", id="implicit-flow"),
+        pytest.param(
+            {"scope": "openid offline_access accounting.transactions"}, "invalid_scope", id="legacy-scope"
+        ),
+        pytest.param({"scope": "openid nonsense"}, "invalid_scope", id="unknown-scope"),
+        pytest.param(
+            {"code_challenge": "abc", "code_challenge_method": "plain"}, "invalid_request", id="pkce-plain"
+        ),
+    ],
+)
 def test_authorize_sends_request_errors_back_to_the_client(xero, params, error):
-    query = {"response_type": "code", "client_id": data.DEFAULT_CLIENT_ID, "redirect_uri": REDIRECT,
-             "scope": data.DEFAULT_SCOPES, "state": "s"} | params
-    response = requests.get(f"{xero.url}/identity/connect/authorize", params=query, allow_redirects=False, timeout=10)
+    query = {
+        "response_type": "code",
+        "client_id": data.DEFAULT_CLIENT_ID,
+        "redirect_uri": REDIRECT,
+        "scope": data.DEFAULT_SCOPES,
+        "state": "s",
+    } | params
+    response = requests.get(
+        f"{xero.url}/identity/connect/authorize", params=query, allow_redirects=False, timeout=10
+    )
     back = callback_query(response)
     assert back["error"] == error and back["state"] == "s"
 
 
-@pytest.mark.parametrize(("verifier", "ok"), [
-    pytest.param("right", True, id="right-verifier"),
-    pytest.param("wrong", False, id="wrong-verifier"),
-    pytest.param(None, False, id="missing-verifier"),
-])
+@pytest.mark.parametrize(
+    ("verifier", "ok"),
+    [
+        pytest.param("right", True, id="right-verifier"),
+        pytest.param("wrong", False, id="wrong-verifier"),
+        pytest.param(None, False, id="missing-verifier"),
+    ],
+)
 def test_pkce_s256(xero, verifier, ok):
     right, challenge = pkce()
     query = callback_query(consent(xero, code_challenge=challenge, code_challenge_method="S256"))
@@ -259,15 +340,30 @@ def test_pkce_s256(xero, verifier, ok):
 def test_pkce_only_app_needs_no_secret(xero):
     xero.admin("POST", "/apps", {"client_id": "PUBLICAPP", "redirect_uris": [REDIRECT]}, expect=201)
     verifier, challenge = pkce()
-    query = callback_query(consent(xero, client_id="PUBLICAPP", code_challenge=challenge, code_challenge_method="S256"))
-    answer = xero.token({"grant_type": "authorization_code", "code": query["code"], "redirect_uri": REDIRECT,
-                         "client_id": "PUBLICAPP", "code_verifier": verifier}, auth=None)
+    query = callback_query(
+        consent(xero, client_id="PUBLICAPP", code_challenge=challenge, code_challenge_method="S256")
+    )
+    answer = xero.token(
+        {
+            "grant_type": "authorization_code",
+            "code": query["code"],
+            "redirect_uri": REDIRECT,
+            "client_id": "PUBLICAPP",
+            "code_verifier": verifier,
+        },
+        auth=None,
+    )
     assert answer.status_code == 200, answer.text
 
 
 @pytest.mark.parametrize("problem", ["reused", "expired", "other-redirect-uri", "other-client"])
 def test_authorization_code_is_single_use_short_lived_and_bound(xero, problem):
-    xero.admin("POST", "/apps", {"client_id": "OTHER", "client_secret": "s3", "redirect_uris": [REDIRECT]}, expect=201)
+    xero.admin(
+        "POST",
+        "/apps",
+        {"client_id": "OTHER", "client_secret": "s3", "redirect_uris": [REDIRECT]},
+        expect=201,
+    )
     code = callback_query(consent(xero))["code"]
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
     auth = (data.DEFAULT_CLIENT_ID, data.DEFAULT_CLIENT_SECRET)
@@ -283,10 +379,13 @@ def test_authorization_code_is_single_use_short_lived_and_bound(xero, problem):
     assert (answer.status_code, answer.json()) == (400, {"error": "invalid_grant"})
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    pytest.param({"auth": (data.DEFAULT_CLIENT_ID, "wrong-secret")}, "invalid_client", id="wrong-secret"),
-    pytest.param({"auth": None}, "invalid_client", id="no-client-auth"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        pytest.param({"auth": (data.DEFAULT_CLIENT_ID, "wrong-secret")}, "invalid_client", id="wrong-secret"),
+        pytest.param({"auth": None}, "invalid_client", id="no-client-auth"),
+    ],
+)
 def test_token_endpoint_authenticates_the_client(xero, kwargs, error):
     refresh = xero.grant()["refresh_token"]
     answer = xero.token({"grant_type": "refresh_token", "refresh_token": refresh}, **kwargs)
@@ -295,9 +394,12 @@ def test_token_endpoint_authenticates_the_client(xero, kwargs, error):
 
 def test_token_endpoint_wants_a_form(xero):
     refresh = xero.grant()["refresh_token"]
-    answer = requests.post(f"{xero.url}/identity/connect/token", timeout=10,
-                           json={"grant_type": "refresh_token", "refresh_token": refresh},
-                           auth=(data.DEFAULT_CLIENT_ID, data.DEFAULT_CLIENT_SECRET))
+    answer = requests.post(
+        f"{xero.url}/identity/connect/token",
+        timeout=10,
+        json={"grant_type": "refresh_token", "refresh_token": refresh},
+        auth=(data.DEFAULT_CLIENT_ID, data.DEFAULT_CLIENT_SECRET),
+    )
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
 
 
@@ -308,7 +410,11 @@ def test_access_token_lives_30_minutes_then_401_token_expired(xero, token):
     response = xero.api("GET", "/Organisation", token)
     assert response.status_code == 401
     body = response.json()
-    assert {k: body[k] for k in ("Type", "Title", "Status")} == {"Type": None, "Title": "Unauthorized", "Status": 401}
+    assert {k: body[k] for k in ("Type", "Title", "Status")} == {
+        "Type": None,
+        "Title": "Unauthorized",
+        "Status": 401,
+    }
     assert re.fullmatch(r"TokenExpired: token expired at \d\d/\d\d/\d{4} \d\d:\d\d:\d\d", body["Detail"])
     assert set(body) == {"Type", "Title", "Status", "Detail", "Instance", "Extensions"}
 
@@ -348,8 +454,12 @@ def test_refresh_token_unused_for_60_days_expires(xero):
 
 def test_revocation_kills_the_grant_and_its_connections(xero):
     grant = xero.grant()
-    response = requests.post(f"{xero.url}/identity/connect/revocation", data={"token": grant["refresh_token"]},
-                             auth=(data.DEFAULT_CLIENT_ID, data.DEFAULT_CLIENT_SECRET), timeout=10)
+    response = requests.post(
+        f"{xero.url}/identity/connect/revocation",
+        data={"token": grant["refresh_token"]},
+        auth=(data.DEFAULT_CLIENT_ID, data.DEFAULT_CLIENT_SECRET),
+        timeout=10,
+    )
     assert response.status_code == 200
     assert xero.refresh(grant["refresh_token"]).json() == {"error": "invalid_grant"}
     assert xero.api("GET", "/Organisation", grant["access_token"]).status_code == 401
@@ -358,8 +468,14 @@ def test_revocation_kills_the_grant_and_its_connections(xero):
 def test_deleting_a_connection_removes_the_tenant(xero, token):
     headers = {"Authorization": f"Bearer {token}"}
     (connection,) = requests.get(f"{xero.url}/connections", headers=headers, timeout=10).json()
-    assert requests.delete(f"{xero.url}/connections/{connection['id']}", headers=headers, timeout=10).status_code == 204
-    assert requests.delete(f"{xero.url}/connections/{connection['id']}", headers=headers, timeout=10).status_code == 404
+    assert (
+        requests.delete(f"{xero.url}/connections/{connection['id']}", headers=headers, timeout=10).status_code
+        == 204
+    )
+    assert (
+        requests.delete(f"{xero.url}/connections/{connection['id']}", headers=headers, timeout=10).status_code
+        == 404
+    )
     response = xero.api("GET", "/Organisation", token)
     assert response.status_code == 403 and response.json()["Detail"] == "AuthenticationUnsuccessful"
 
@@ -369,18 +485,28 @@ def test_deleting_a_connection_removes_the_tenant(xero, token):
 
 @pytest.mark.parametrize("tenant", ["missing", "unknown", "not-consented"])
 def test_tenant_header_is_required_and_must_be_covered_by_the_consent(xero, token, tenant):
-    xero.admin("POST", "/organisations", {"tenant_id": "c0ffee00-0000-4000-8000-000000000001", "name": "Elsewhere"},
-               expect=201)
-    header = {"missing": None, "unknown": "c0ffee00-0000-4000-8000-00000000dead",
-              "not-consented": "c0ffee00-0000-4000-8000-000000000001"}[tenant]
+    xero.admin(
+        "POST",
+        "/organisations",
+        {"tenant_id": "c0ffee00-0000-4000-8000-000000000001", "name": "Elsewhere"},
+        expect=201,
+    )
+    header = {
+        "missing": None,
+        "unknown": "c0ffee00-0000-4000-8000-00000000dead",
+        "not-consented": "c0ffee00-0000-4000-8000-000000000001",
+    }[tenant]
     response = xero.api("GET", "/Organisation", token, tenant=header)
     assert response.status_code == 403
     assert xero.api("GET", "/Organisation", token).status_code == 200
 
 
 def test_bearer_token_is_required(xero):
-    response = requests.get(f"{xero.url}{API}/Accounts", timeout=10,
-                            headers={"xero-tenant-id": TENANT, "Accept": "application/json"})
+    response = requests.get(
+        f"{xero.url}{API}/Accounts",
+        timeout=10,
+        headers={"xero-tenant-id": TENANT, "Accept": "application/json"},
+    )
     assert response.status_code == 401
 
 
@@ -410,10 +536,16 @@ def test_responses_validate_against_the_accounting_spec(xero, token):
     assert_matches_schema(put.json(), "ManualJournals")
     journal_id = put.json()["ManualJournals"][0]["ManualJournalID"]
     assert_matches_schema(xero.api("GET", "/ManualJournals", token).json(), "ManualJournals")
-    assert_matches_schema(xero.api("GET", "/ManualJournals", token, params={"page": 1}).json(), "ManualJournals")
+    assert_matches_schema(
+        xero.api("GET", "/ManualJournals", token, params={"page": 1}).json(), "ManualJournals"
+    )
     assert_matches_schema(xero.api("GET", f"/ManualJournals/{journal_id}", token).json(), "ManualJournals")
-    warned = xero.put_journal(token, worked_example(JournalLines=[
-        {"LineAmount": 1, "AccountCode": "9999"}, {"LineAmount": -1, "AccountCode": "4000"}]))
+    warned = xero.put_journal(
+        token,
+        worked_example(
+            JournalLines=[{"LineAmount": 1, "AccountCode": "9999"}, {"LineAmount": -1, "AccountCode": "4000"}]
+        ),
+    )
     assert_matches_schema(warned.json(), "ManualJournals")
     with_errors = xero.put_journal(token, worked_example(Narration=""))
     assert_matches_schema(with_errors.json(), "ManualJournals")
@@ -427,9 +559,14 @@ def test_accounts_filter_by_status_and_archived_accounts_show_as_archived(xero, 
     assert {a["Code"]: a["Status"] for a in everything}["1216"] == "ARCHIVED"
     active = xero.api("GET", "/Accounts", token, params={"where": 'Status=="ACTIVE"'}).json()["Accounts"]
     assert "1216" not in {a["Code"] for a in active} and {"1215", "2200", "4000", "4010", "6110"} <= {
-        a["Code"] for a in active}
+        a["Code"] for a in active
+    }
     by_code = {a["Code"]: a for a in active}
-    assert (by_code["1215"]["Type"], by_code["4000"]["Type"], by_code["2200"]["Type"]) == ("CURRENT", "REVENUE", "CURRLIAB")
+    assert (by_code["1215"]["Type"], by_code["4000"]["Type"], by_code["2200"]["Type"]) == (
+        "CURRENT",
+        "REVENUE",
+        "CURRLIAB",
+    )
     assert by_code["1215"]["AccountID"] == data.account_id(TENANT, "1215")
 
 
@@ -437,8 +574,12 @@ def test_organisation_lock_dates_appear_only_when_set(xero, token):
     org = xero.api("GET", "/Organisation", token).json()["Organisations"][0]
     assert (org["BaseCurrency"], org["Timezone"]) == ("AED", "ARABIANSTANDARDTIME")
     assert "PeriodLockDate" not in org and "EndOfYearLockDate" not in org
-    xero.admin("PATCH", f"/organisations/{TENANT}", {"period_lock_date": "2026-10-31",
-                                                      "end_of_year_lock_date": "2025-12-31"}, expect=200)
+    xero.admin(
+        "PATCH",
+        f"/organisations/{TENANT}",
+        {"period_lock_date": "2026-10-31", "end_of_year_lock_date": "2025-12-31"},
+        expect=200,
+    )
     org = xero.api("GET", "/Organisation", token).json()["Organisations"][0]
     assert org["PeriodLockDate"] == ms(date(2026, 10, 31)) == "/Date(1793404800000+0000)/"
     assert org["EndOfYearLockDate"] == ms(date(2025, 12, 31))
@@ -455,34 +596,61 @@ def test_worked_example_is_saved_as_sent(xero, token):
     assert journal["Status"] == "POSTED" and journal["Date"] == ms(date(2026, 11, 20))
     assert "Warnings" not in journal and "ValidationErrors" not in journal
     assert [(line["AccountCode"], line["LineAmount"]) for line in journal["JournalLines"]] == [
-        ("1215", 184.91), ("6110", 8.64), ("2200", 0.43), ("4000", -184.74), ("2200", -9.24)]
-    assert all(line["AccountID"] == data.account_id(TENANT, line["AccountCode"]) for line in journal["JournalLines"])
+        ("1215", 184.91),
+        ("6110", 8.64),
+        ("2200", 0.43),
+        ("4000", -184.74),
+        ("2200", -9.24),
+    ]
+    assert all(
+        line["AccountID"] == data.account_id(TENANT, line["AccountCode"]) for line in journal["JournalLines"]
+    )
     assert [j["ManualJournalID"] for j in xero.journals()] == [journal["ManualJournalID"]]
 
 
 REFUSALS = [
-    pytest.param(worked_example(JournalLines=worked_example()["JournalLines"][:4]),
-                 "The total debits (193.98) must equal total credits (-184.74)", id="unbalanced"),
-    pytest.param(worked_example(JournalLines=[{"LineAmount": 0, "AccountCode": "1215"}]),
-                 "A manual journal must have at least two journal lines", id="one-line"),
+    pytest.param(
+        worked_example(JournalLines=worked_example()["JournalLines"][:4]),
+        "The total debits (193.98) must equal total credits (-184.74)",
+        id="unbalanced",
+    ),
+    pytest.param(
+        worked_example(JournalLines=[{"LineAmount": 0, "AccountCode": "1215"}]),
+        "A manual journal must have at least two journal lines",
+        id="one-line",
+    ),
     pytest.param(worked_example(Narration="  "), "Narration is required", id="blank-narration"),
-    pytest.param({k: v for k, v in worked_example().items() if k != "Narration"}, "Narration is required",
-                 id="no-narration"),
-    pytest.param(worked_example(Date="2026-06-30"),
-                 "The document date cannot be before the end of year lock date, currently set at 30-Jun-2026",
-                 id="end-of-year-lock"),
-    pytest.param(worked_example(Date="2026-10-31"),
-                 "The document date cannot be before the period lock date, currently set at 31-Oct-2026",
-                 id="period-lock-on-the-day"),
-    pytest.param(worked_example(Status="VOIDED"), "A manual journal can only be created with Status DRAFT or POSTED",
-                 id="created-voided"),
+    pytest.param(
+        {k: v for k, v in worked_example().items() if k != "Narration"},
+        "Narration is required",
+        id="no-narration",
+    ),
+    pytest.param(
+        worked_example(Date="2026-06-30"),
+        "The document date cannot be before the end of year lock date, currently set at 30-Jun-2026",
+        id="end-of-year-lock",
+    ),
+    pytest.param(
+        worked_example(Date="2026-10-31"),
+        "The document date cannot be before the period lock date, currently set at 31-Oct-2026",
+        id="period-lock-on-the-day",
+    ),
+    pytest.param(
+        worked_example(Status="VOIDED"),
+        "A manual journal can only be created with Status DRAFT or POSTED",
+        id="created-voided",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("journal", "message"), REFUSALS)
 def test_refusals_per_journal_with_summarize_errors_false(xero, token, journal, message):
-    xero.admin("PATCH", f"/organisations/{TENANT}", {"period_lock_date": "2026-10-31",
-                                                      "end_of_year_lock_date": "2026-06-30"}, expect=200)
+    xero.admin(
+        "PATCH",
+        f"/organisations/{TENANT}",
+        {"period_lock_date": "2026-10-31", "end_of_year_lock_date": "2026-06-30"},
+        expect=200,
+    )
     response = xero.put_journal(token, journal, summarize=False)
     assert response.status_code == 200
     (echo,) = response.json()["ManualJournals"]
@@ -493,13 +661,20 @@ def test_refusals_per_journal_with_summarize_errors_false(xero, token, journal, 
 
 @pytest.mark.parametrize(("journal", "message"), REFUSALS)
 def test_refusals_as_one_error_with_summarize_errors_true(xero, token, journal, message):
-    xero.admin("PATCH", f"/organisations/{TENANT}", {"period_lock_date": "2026-10-31",
-                                                      "end_of_year_lock_date": "2026-06-30"}, expect=200)
+    xero.admin(
+        "PATCH",
+        f"/organisations/{TENANT}",
+        {"period_lock_date": "2026-10-31", "end_of_year_lock_date": "2026-06-30"},
+        expect=200,
+    )
     response = xero.put_journal(token, journal, summarize=True)
     assert response.status_code == 400
     body = response.json()
-    assert (body["ErrorNumber"], body["Type"], body["Message"]) == (10, "ValidationException",
-                                                                    "A validation exception occurred")
+    assert (body["ErrorNumber"], body["Type"], body["Message"]) == (
+        10,
+        "ValidationException",
+        "A validation exception occurred",
+    )
     assert message in [e["Message"] for e in body["Elements"][0]["ValidationErrors"]]
     assert xero.journals() == []
 
@@ -510,28 +685,37 @@ def test_the_day_after_the_lock_date_is_open(xero, token):
 
 
 def test_unknown_account_code_is_dropped_with_a_warning_and_the_journal_saved(xero, token):
-    journal = worked_example(JournalLines=[{"LineAmount": 5, "AccountCode": "476", "Description": "typo"},
-                                           {"LineAmount": -5, "AccountCode": "4000"}])
+    journal = worked_example(
+        JournalLines=[
+            {"LineAmount": 5, "AccountCode": "476", "Description": "typo"},
+            {"LineAmount": -5, "AccountCode": "4000"},
+        ]
+    )
     (echo,) = xero.put_journal(token, journal).json()["ManualJournals"]
     assert echo["Warnings"] == [
-        {"Message": "Account code '476' has been removed as it does not match a recognised account."}]
+        {"Message": "Account code '476' has been removed as it does not match a recognised account."}
+    ]
     assert "AccountCode" not in echo["JournalLines"][0] and echo["ManualJournalID"]
     assert len(xero.journals()) == 1
 
 
 def test_unknown_account_code_rejected_when_so_configured(xero, token):
     xero.settings(unknown_account="reject")
-    journal = worked_example(JournalLines=[{"LineAmount": 5, "AccountCode": "476"},
-                                           {"LineAmount": -5, "AccountCode": "4000"}])
+    journal = worked_example(
+        JournalLines=[{"LineAmount": 5, "AccountCode": "476"}, {"LineAmount": -5, "AccountCode": "4000"}]
+    )
     (echo,) = xero.put_journal(token, journal).json()["ManualJournals"]
-    assert echo["ValidationErrors"] == [{"Message": "Account code '476' does not match a recognised account."}]
+    assert echo["ValidationErrors"] == [
+        {"Message": "Account code '476' does not match a recognised account."}
+    ]
     assert xero.journals() == []
 
 
 @pytest.mark.parametrize("summarize", [False, True])
 def test_archived_account_is_a_400_validation_exception(xero, token, summarize):
-    journal = worked_example(JournalLines=[{"LineAmount": 5, "AccountCode": "1216"},
-                                           {"LineAmount": -5, "AccountCode": "4000"}])
+    journal = worked_example(
+        JournalLines=[{"LineAmount": 5, "AccountCode": "1216"}, {"LineAmount": -5, "AccountCode": "4000"}]
+    )
     response = xero.put_journal(token, journal, summarize=summarize)
     assert response.status_code == 400
     body = response.json()
@@ -553,22 +737,34 @@ def test_status_omitted_saves_a_draft(xero, token):
 
 
 def test_each_line_is_rounded_to_two_decimals_before_balancing(xero, token):
-    journal = worked_example(JournalLines=[{"LineAmount": 10.004, "AccountCode": "1215"},
-                                           {"LineAmount": -10.00, "AccountCode": "4000"}])
+    journal = worked_example(
+        JournalLines=[
+            {"LineAmount": 10.004, "AccountCode": "1215"},
+            {"LineAmount": -10.00, "AccountCode": "4000"},
+        ]
+    )
     (echo,) = xero.put_journal(token, journal).json()["ManualJournals"]
     assert "ValidationErrors" not in echo
     assert echo["JournalLines"][0]["LineAmount"] == 10.0
 
 
-@pytest.mark.parametrize(("line_amount_types", "error"), [
-    pytest.param(None, "The total debits (100.00) must equal total credits (-105.00)", id="omitted-means-exclusive"),
-    pytest.param("Exclusive", "The total debits (100.00) must equal total credits (-105.00)", id="exclusive"),
-    pytest.param("Inclusive", None, id="inclusive"),
-    pytest.param("NoTax", None, id="notax"),
-])
+@pytest.mark.parametrize(
+    ("line_amount_types", "error"),
+    [
+        pytest.param(
+            None, "The total debits (100.00) must equal total credits (-105.00)", id="omitted-means-exclusive"
+        ),
+        pytest.param(
+            "Exclusive", "The total debits (100.00) must equal total credits (-105.00)", id="exclusive"
+        ),
+        pytest.param("Inclusive", None, id="inclusive"),
+        pytest.param("NoTax", None, id="notax"),
+    ],
+)
 def test_line_amount_types_change_the_arithmetic(xero, token, line_amount_types, error):
-    journal = worked_example(JournalLines=[{"LineAmount": 100, "AccountCode": "1215"},
-                                           {"LineAmount": -100, "AccountCode": "4000"}])  # 4000 defaults to 5% VAT
+    journal = worked_example(
+        JournalLines=[{"LineAmount": 100, "AccountCode": "1215"}, {"LineAmount": -100, "AccountCode": "4000"}]
+    )  # 4000 defaults to 5% VAT
     journal.pop("LineAmountTypes")
     if line_amount_types:
         journal["LineAmountTypes"] = line_amount_types
@@ -582,13 +778,19 @@ def test_notax_default_setting(xero, token):
     assert "ValidationErrors" not in xero.put_journal(token, journal).json()["ManualJournals"][0]
 
 
-@pytest.mark.parametrize("raw", [
-    pytest.param(b'{"ManualJournals": [{"Narration": "x", "JournalLines": [{"LineAmount": "abc"}]}]}', id="amount-text"),
-    pytest.param(b'{"ManualJournals": [{"Narration": "x", "Status": "BOGUS"}]}', id="status-enum"),
-    pytest.param(b'{"ManualJournals": "nope"}', id="not-an-array"),
-    pytest.param(b'{"Narration": "a single journal"}', id="no-envelope"),
-    pytest.param(b"{not json", id="not-json"),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(
+            b'{"ManualJournals": [{"Narration": "x", "JournalLines": [{"LineAmount": "abc"}]}]}',
+            id="amount-text",
+        ),
+        pytest.param(b'{"ManualJournals": [{"Narration": "x", "Status": "BOGUS"}]}', id="status-enum"),
+        pytest.param(b'{"ManualJournals": "nope"}', id="not-an-array"),
+        pytest.param(b'{"Narration": "a single journal"}', id="no-envelope"),
+        pytest.param(b"{not json", id="not-json"),
+    ],
+)
 def test_bodies_against_the_spec_schema(xero, token, raw):
     response = xero.api("PUT", "/ManualJournals", token, raw=raw)
     assert response.status_code == 400
@@ -597,8 +799,14 @@ def test_bodies_against_the_spec_schema(xero, token, raw):
 
 
 def test_summarize_errors_false_saves_the_valid_journals_of_a_batch(xero, token):
-    body = {"ManualJournals": [worked_example(), worked_example(Narration="MAMO-acme-20261121 x",
-                                                                JournalLines=worked_example()["JournalLines"][:4])]}
+    body = {
+        "ManualJournals": [
+            worked_example(),
+            worked_example(
+                Narration="MAMO-acme-20261121 x", JournalLines=worked_example()["JournalLines"][:4]
+            ),
+        ]
+    }
     response = xero.api("PUT", "/ManualJournals", token, body=body)
     good, bad = response.json()["ManualJournals"]
     assert "ManualJournalID" in good and "ValidationErrors" in bad
@@ -607,11 +815,14 @@ def test_summarize_errors_false_saves_the_valid_journals_of_a_batch(xero, token)
 
 def test_void_a_posted_journal_and_delete_a_draft(xero, token):
     posted = xero.put_journal(token, worked_example()).json()["ManualJournals"][0]["ManualJournalID"]
-    draft = xero.put_journal(token, worked_example(Status="DRAFT")).json()["ManualJournals"][0]["ManualJournalID"]
+    draft = xero.put_journal(token, worked_example(Status="DRAFT")).json()["ManualJournals"][0][
+        "ManualJournalID"
+    ]
 
     def set_status(journal_id: str, status: str) -> dict:
-        return xero.api("POST", f"/ManualJournals/{journal_id}", token,
-                        body={"ManualJournals": [{"Status": status}]}).json()["ManualJournals"][0]
+        return xero.api(
+            "POST", f"/ManualJournals/{journal_id}", token, body={"ManualJournals": [{"Status": status}]}
+        ).json()["ManualJournals"][0]
 
     assert "ValidationErrors" in set_status(posted, "DELETED")
     assert set_status(posted, "VOIDED")["Status"] == "VOIDED"
@@ -619,12 +830,58 @@ def test_void_a_posted_journal_and_delete_a_draft(xero, token):
     assert {j["Status"] for j in xero.journals()} == {"VOIDED", "DELETED"}
 
 
+def test_post_creates_and_then_updates_a_draft(xero, token):
+    draft = xero.api(
+        "POST", "/ManualJournals", token, body={"ManualJournals": [worked_example(Status="DRAFT")]}
+    )
+    journal_id = draft.json()["ManualJournals"][0]["ManualJournalID"]
+    update = {"ManualJournalID": journal_id, "Status": "POSTED", "Narration": "MAMO-acme-20261120 corrected"}
+    updated = xero.api("POST", "/ManualJournals", token, body={"ManualJournals": [update]})
+    assert updated.status_code == 200 and "ValidationErrors" not in updated.json()["ManualJournals"][0]
+    (stored,) = xero.api("GET", f"/ManualJournals/{journal_id}", token).json()["ManualJournals"]
+    assert (stored["Status"], stored["Narration"], len(stored["JournalLines"])) == (
+        "POSTED",
+        "MAMO-acme-20261120 corrected",
+        5,
+    )
+    edit_posted = xero.api(
+        "POST",
+        f"/ManualJournals/{journal_id}",
+        token,
+        body={"ManualJournals": [{"Narration": "MAMO-acme-20261120 again"}]},
+    )
+    assert "cannot be edited" in edit_posted.json()["ManualJournals"][0]["ValidationErrors"][0]["Message"]
+    missing = xero.api(
+        "POST",
+        "/ManualJournals/6d1f0000-0000-4000-8000-000000000000",
+        token,
+        body={"ManualJournals": [{"Status": "VOIDED"}]},
+    )
+    assert missing.status_code == 404
+    assert xero.api("GET", "/ManualJournals/6d1f0000-0000-4000-8000-000000000000", token).status_code == 404
+
+
+def test_if_modified_since(xero, token):
+    xero.put_journal(token, worked_example(Narration="MAMO-acme-20261119 old"))
+    xero.advance(60)
+    since = xero.admin("GET", "/clock").json()["now"]
+    xero.advance(60)
+    xero.put_journal(token, worked_example())
+    recent = xero.api("GET", "/ManualJournals", token, headers={"If-Modified-Since": since}).json()
+    assert [j["Narration"] for j in recent["ManualJournals"]] == [
+        "MAMO-acme-20261120 Mamo revenue 2026-11-20"
+    ]
+
+
 def test_voiding_inside_a_locked_period_is_refused(xero, token):
     posted = xero.put_journal(token, worked_example()).json()["ManualJournals"][0]["ManualJournalID"]
     xero.admin("PATCH", f"/organisations/{TENANT}", {"period_lock_date": "2026-11-30"}, expect=200)
-    echo = xero.api("POST", f"/ManualJournals/{posted}", token,
-                    body={"ManualJournals": [{"Status": "VOIDED"}]}).json()["ManualJournals"][0]
-    assert echo["ValidationErrors"][0]["Message"].startswith("The document date cannot be before the period lock date")
+    echo = xero.api(
+        "POST", f"/ManualJournals/{posted}", token, body={"ManualJournals": [{"Status": "VOIDED"}]}
+    ).json()["ManualJournals"][0]
+    assert echo["ValidationErrors"][0]["Message"].startswith(
+        "The document date cannot be before the period lock date"
+    )
 
 
 def test_where_page_and_lines(xero, token):
@@ -638,12 +895,17 @@ def test_where_page_and_lines(xero, token):
         return sorted(j["Narration"] for j in response.json()["ManualJournals"])
 
     assert narrations(where='Narration.StartsWith("MAMO-acme-20261120")') == [
-        "MAMO-acme-20261120 Mamo revenue 2026-11-20"]
+        "MAMO-acme-20261120 Mamo revenue 2026-11-20"
+    ]
     assert narrations(where='Narration.StartsWith("MAMO-acme-2026112")') == [  # a prefix, not a reference
-        "MAMO-acme-2026112 older", "MAMO-acme-20261120 Mamo revenue 2026-11-20"]
+        "MAMO-acme-2026112 older",
+        "MAMO-acme-20261120 Mamo revenue 2026-11-20",
+    ]
     assert len(narrations(where='Narration.Contains("MAMO-acme-20261120")')) == 2
     assert narrations(where='Status=="DRAFT"') == ["Accrual MAMO-acme-20261120"]
-    assert narrations(where='Status == "POSTED" AND Narration.Contains("older")') == ["MAMO-acme-2026112 older"]
+    assert narrations(where='Status == "POSTED" AND Narration.Contains("older")') == [
+        "MAMO-acme-2026112 older"
+    ]
 
     unpaged = xero.api("GET", "/ManualJournals", token).json()
     assert all(j["JournalLines"] == [] for j in unpaged["ManualJournals"]) and "pagination" not in unpaged
@@ -697,10 +959,16 @@ def test_daily_limit_says_daily_with_a_long_retry_after(xero, token):
 
 def test_concurrent_calls_over_the_limit_get_429(xero, token):
     xero.settings(limit_concurrent=1)
-    xero.admin("POST", "/faults", {"kind": "delay", "method": "GET", "path": "/Organisation", "delay_seconds": 0.5},
-               expect=201)
+    xero.admin(
+        "POST",
+        "/faults",
+        {"kind": "delay", "method": "GET", "path": "/Organisation", "delay_seconds": 0.5},
+        expect=201,
+    )
     statuses: list[int] = []
-    slow = threading.Thread(target=lambda: statuses.append(xero.api("GET", "/Organisation", token).status_code))
+    slow = threading.Thread(
+        target=lambda: statuses.append(xero.api("GET", "/Organisation", token).status_code)
+    )
     slow.start()
     threading.Event().wait(0.15)
     quick = xero.api("GET", "/Accounts", token)
@@ -716,7 +984,9 @@ def test_a_repeated_key_returns_the_first_answer_and_posts_once(xero, token):
     again = xero.put_journal(token, worked_example(), key="MAMO-acme-20261120")
     assert (again.status_code, again.content) == (first.status_code, first.content)
     assert len(xero.journals()) == 1
-    different = xero.put_journal(token, worked_example(Narration="MAMO-acme-20261120 changed"), key="MAMO-acme-20261120")
+    different = xero.put_journal(
+        token, worked_example(Narration="MAMO-acme-20261120 changed"), key="MAMO-acme-20261120"
+    )
     assert different.content == first.content  # default: the key alone decides
     assert len(xero.journals()) == 1
 
@@ -738,18 +1008,37 @@ def test_idempotency_keys_are_at_most_128_characters(xero, token):
 # --- faults ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("mode", "failure"), [
-    pytest.param("drop", requests.exceptions.ChunkedEncodingError, id="connection-dropped"),
-    pytest.param("timeout", requests.exceptions.ReadTimeout, id="timeout"),
-    pytest.param("500", None, id="http-500"),
-])
+@pytest.mark.parametrize(
+    ("mode", "failure"),
+    [
+        pytest.param("drop", requests.exceptions.ChunkedEncodingError, id="connection-dropped"),
+        pytest.param("timeout", requests.exceptions.ReadTimeout, id="timeout"),
+        pytest.param("500", None, id="http-500"),
+    ],
+)
 def test_lost_response_writes_but_the_client_never_hears(xero, token, mode, failure):
-    xero.admin("POST", "/faults", {"kind": "lost_response", "method": "PUT", "path": "/ManualJournals",
-                                   "mode": mode, "delay_seconds": 2}, expect=201)
+    xero.admin(
+        "POST",
+        "/faults",
+        {
+            "kind": "lost_response",
+            "method": "PUT",
+            "path": "/ManualJournals",
+            "mode": mode,
+            "delay_seconds": 2,
+        },
+        expect=201,
+    )
     if failure:
         with pytest.raises(failure):
-            xero.api("PUT", "/ManualJournals", token, body={"ManualJournals": [worked_example()]},
-                     headers={"Idempotency-Key": "MAMO-acme-20261120"}, timeout=1)
+            xero.api(
+                "PUT",
+                "/ManualJournals",
+                token,
+                body={"ManualJournals": [worked_example()]},
+                headers={"Idempotency-Key": "MAMO-acme-20261120"},
+                timeout=1,
+            )
     else:
         assert xero.put_journal(token, worked_example(), key="MAMO-acme-20261120").status_code == 500
     (saved,) = xero.journals()
@@ -759,13 +1048,25 @@ def test_lost_response_writes_but_the_client_never_hears(xero, token, mode, fail
 
 
 def test_error_and_rate_limit_faults_answer_without_processing(xero, token):
-    xero.settings(faults=[{"kind": "error", "method": "PUT", "path": "/ManualJournals", "status": 503},
-                          {"kind": "rate_limit", "method": "PUT", "path": "/ManualJournals", "retry_after": 3,
-                           "problem": "Minute"}])
+    xero.settings(
+        faults=[
+            {"kind": "error", "method": "PUT", "path": "/ManualJournals", "status": 503},
+            {
+                "kind": "rate_limit",
+                "method": "PUT",
+                "path": "/ManualJournals",
+                "retry_after": 3,
+                "problem": "Minute",
+            },
+        ]
+    )
     assert xero.put_journal(token, worked_example()).status_code == 503
     limited = xero.put_journal(token, worked_example())
     assert (limited.status_code, limited.headers["Retry-After"], limited.headers["X-Rate-Limit-Problem"]) == (
-        429, "3", "Minute")
+        429,
+        "3",
+        "Minute",
+    )
     assert xero.journals() == []
     assert xero.put_journal(token, worked_example()).status_code == 200
 
@@ -773,10 +1074,15 @@ def test_error_and_rate_limit_faults_answer_without_processing(xero, token):
 # --- admin ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("changes", [
-    {"no_such_setting": 1}, {"limit_per_minute": "sixty"}, {"idempotency": "forget"},
-    {"faults": [{"kind": "earthquake"}]},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"no_such_setting": 1},
+        {"limit_per_minute": "sixty"},
+        {"idempotency": "forget"},
+        {"faults": [{"kind": "earthquake"}]},
+    ],
+)
 def test_settings_refuse_unknown_names_and_bad_values(xero, changes):
     assert xero.admin("PATCH", "/settings", changes).status_code == 400
 
@@ -788,18 +1094,37 @@ def test_reset_restores_a_fresh_sandbox(xero, token):
     xero.admin("POST", "/reset", expect=200)
     assert xero.journals() == []
     assert xero.admin("GET", "/settings").json()["limit_per_minute"] == 60
-    assert abs(datetime.fromisoformat(xero.admin("GET", "/clock").json()["now"]) - datetime.now(UTC)).total_seconds() < 60
+    assert (
+        abs(
+            datetime.fromisoformat(xero.admin("GET", "/clock").json()["now"]) - datetime.now(UTC)
+        ).total_seconds()
+        < 60
+    )
     assert xero.api("GET", "/Organisation", token).status_code == 401  # tokens are gone too
 
 
 def test_create_an_organisation_with_its_own_chart(xero):
-    created = xero.admin("POST", "/organisations", {
-        "name": "Beta LLC", "base_currency": "USD", "end_of_year_lock_date": "2025-12-31",
-        "accounts": [{"Code": "100", "Name": "Cash", "Type": "BANK"}, {"Code": "400", "Name": "Sales", "Type": "SALES"}],
-    }, expect=201).json()
+    created = xero.admin(
+        "POST",
+        "/organisations",
+        {
+            "name": "Beta LLC",
+            "base_currency": "USD",
+            "end_of_year_lock_date": "2025-12-31",
+            "accounts": [
+                {"Code": "100", "Name": "Cash", "Type": "BANK"},
+                {"Code": "400", "Name": "Sales", "Type": "SALES"},
+            ],
+        },
+        expect=201,
+    ).json()
     token = xero.grant([created["tenant_id"]])["access_token"]
     org = xero.api("GET", "/Organisation", token, tenant=created["tenant_id"]).json()["Organisations"][0]
-    assert (org["Name"], org["BaseCurrency"], org["EndOfYearLockDate"]) == ("Beta LLC", "USD", ms(date(2025, 12, 31)))
+    assert (org["Name"], org["BaseCurrency"], org["EndOfYearLockDate"]) == (
+        "Beta LLC",
+        "USD",
+        ms(date(2025, 12, 31)),
+    )
     accounts = xero.api("GET", "/Accounts", token, tenant=created["tenant_id"]).json()["Accounts"]
     assert [(a["Code"], a["Class"]) for a in accounts] == [("100", "ASSET"), ("400", "REVENUE")]
     assert xero.admin("GET", "/health", expect=200).json()["ok"] is True

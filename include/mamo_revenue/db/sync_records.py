@@ -258,15 +258,19 @@ def mark_failed(
     company_id: str,
     period: Period | str,
     *,
-    run_id: str,
     error_class: str,
     message: str,
     guidance: str | None = None,
+    run_id: str | None = None,
     reference: str | None = None,
     now: datetime | None = None,
 ) -> bool:
     """Record a failed attempt and release the claim; returns False (and changes nothing) when the
-    period is closed, has no record, or another run has taken the claim over since.
+    period is closed or has no record.
+
+    Pass the failing run's ``run_id``: then a run whose lease lapsed and was taken over cannot
+    mark the new holder's attempt failed (returns False). Without it, any open record is marked
+    failed and its claim released, whoever holds it.
 
     Given a ``Period`` and its ``reference``, a missing record is created first, so a run that
     fails before claiming (a bad charge, an invalid journal) still leaves its error in the history.
@@ -278,13 +282,12 @@ def mark_failed(
         period_key = period.key
     else:
         period_key = period
+    conditions = [_key(company_id, period_key), SyncRecord.status.not_in(_CLOSED)]
+    if run_id is not None:
+        conditions.append(sa.or_(SyncRecord.claimed_by.is_(None), SyncRecord.claimed_by == run_id))
     done = session.execute(
         sa.update(SyncRecord)
-        .where(
-            _key(company_id, period_key),
-            SyncRecord.status.not_in(_CLOSED),
-            sa.or_(SyncRecord.claimed_by.is_(None), SyncRecord.claimed_by == run_id),
-        )
+        .where(*conditions)
         .values(
             status=SyncStatus.FAILED.value,
             claimed_by=None,

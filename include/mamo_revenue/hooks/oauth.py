@@ -60,8 +60,13 @@ def is_fresh(tokens: TokenSet, *, now: datetime | None = None, margin: timedelta
     return tokens.access_expires_at - margin > (now or utcnow())
 
 
-def token_set(response: dict, *, tenant_id: str | None = None, previous_refresh_token: str | None = None,
-              now: datetime | None = None) -> TokenSet:
+def token_set(
+    response: dict,
+    *,
+    tenant_id: str | None = None,
+    previous_refresh_token: str | None = None,
+    now: datetime | None = None,
+) -> TokenSet:
     """A token-endpoint answer as a ``TokenSet``.
 
     Ledgers whose refresh tokens never rotate (Zoho) omit ``refresh_token`` on refresh; the previous
@@ -70,8 +75,12 @@ def token_set(response: dict, *, tenant_id: str | None = None, previous_refresh_
     refresh = response.get("refresh_token") or previous_refresh_token
     if not refresh:
         raise ValueError("the token response holds no refresh token (was offline_access granted?)")
-    return TokenSet(access_token=response["access_token"], refresh_token=refresh,
-                    access_expires_at=expires_at(response.get("expires_in", 0), now=now), tenant_id=tenant_id)
+    return TokenSet(
+        access_token=response["access_token"],
+        refresh_token=refresh,
+        access_expires_at=expires_at(response.get("expires_in", 0), now=now),
+        tenant_id=tenant_id,
+    )
 
 
 def unverified_jwt_claims(token: str) -> dict:

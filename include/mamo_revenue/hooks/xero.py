@@ -62,7 +62,9 @@ _EXTRA_PREFIX = "extra__xero__"
 _MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
 _TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 
-RECONNECT = "Reconnect Xero for this company (Connect Xero in the Revenue accounting page) and approve access again."
+RECONNECT = (
+    "Reconnect Xero for this company (Connect Xero in the Revenue accounting page) and approve access again."
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,11 @@ class _Transient(Exception):
 
     def final(self) -> LedgerError:
         if self.problem is not None:
-            return LedgerRateLimited(f"Xero rate limit ({self.problem}) still exhausted after retries",
-                                     retry_after=self.retry_after, problem=self.problem)
+            return LedgerRateLimited(
+                f"Xero rate limit ({self.problem}) still exhausted after retries",
+                retry_after=self.retry_after,
+                problem=self.problem,
+            )
         return LedgerUnavailable(f"Xero did not answer usefully after several attempts: {self.reason}")
 
 
@@ -170,25 +175,37 @@ def _post_token_endpoint(params: XeroParams, data: dict, session: requests.Sessi
     """One call to the token endpoint, client authenticated with HTTP Basic."""
     http = session or requests
     try:
-        response = http.post(params.token_url, data=data, auth=(params.client_id, params.client_secret),
-                             headers={"Accept": "application/json"}, timeout=params.timeout)
+        response = http.post(
+            params.token_url,
+            data=data,
+            auth=(params.client_id, params.client_secret),
+            headers={"Accept": "application/json"},
+            timeout=params.timeout,
+        )
     except _TRANSPORT_ERRORS as exc:
         raise _Transient(f"token endpoint: {type(exc).__name__}") from None
     if response.status_code == 200:
         return _loads(response)
     if response.status_code == 429:
         retry_after = float(response.headers.get("Retry-After") or 60)
-        raise _Transient("token endpoint: HTTP 429", retry_after=retry_after,
-                         problem=response.headers.get("X-Rate-Limit-Problem") or "Unknown")
+        raise _Transient(
+            "token endpoint: HTTP 429",
+            retry_after=retry_after,
+            problem=response.headers.get("X-Rate-Limit-Problem") or "Unknown",
+        )
     if response.status_code >= 500:
         raise _Transient(f"token endpoint: HTTP {response.status_code}")
     error = _loads(response).get("error") if response.content else None
     if error in ("invalid_grant", "invalid_code"):
         raise _GrantRejected(error)
     if error in ("invalid_client", "unauthorized_client"):
-        raise LedgerAuthError(f"Xero refused the app's credentials ({error})",
-                              guidance="Correct the Client ID and Client secret of the Xero connection in Airflow.")
-    raise LedgerAuthError(f"Xero's token endpoint answered HTTP {response.status_code} ({error or 'no error code'})")
+        raise LedgerAuthError(
+            f"Xero refused the app's credentials ({error})",
+            guidance="Correct the Client ID and Client secret of the Xero connection in Airflow.",
+        )
+    raise LedgerAuthError(
+        f"Xero's token endpoint answered HTTP {response.status_code} ({error or 'no error code'})"
+    )
 
 
 def _once(call):
@@ -200,13 +217,22 @@ def _once(call):
         raise LedgerAuthError(f"Xero refused the grant ({exc.args[0]})", guidance=RECONNECT) from None
 
 
-def authorization_url(params: XeroParams, state: str, code_challenge: str | None = None, *,
-                      nonce: str | None = None) -> str:
+def authorization_url(
+    params: XeroParams, state: str, code_challenge: str | None = None, *, nonce: str | None = None
+) -> str:
     """Where to send the user to approve access (``state`` comes back on the redirect; PKCE S256 if given)."""
     if not params.redirect_uri:
-        raise LedgerError("The Xero connection has no redirect_uri", guidance="Set redirect_uri in the Xero connection's extra.")
-    query = {"response_type": "code", "client_id": params.client_id, "redirect_uri": params.redirect_uri,
-             "scope": params.scopes, "state": state}
+        raise LedgerError(
+            "The Xero connection has no redirect_uri",
+            guidance="Set redirect_uri in the Xero connection's extra.",
+        )
+    query = {
+        "response_type": "code",
+        "client_id": params.client_id,
+        "redirect_uri": params.redirect_uri,
+        "scope": params.scopes,
+        "state": state,
+    }
     if code_challenge:
         query |= {"code_challenge": code_challenge, "code_challenge_method": "S256"}
     if nonce:
@@ -216,12 +242,19 @@ def authorization_url(params: XeroParams, state: str, code_challenge: str | None
 
 def _token_dict(answer: dict) -> dict:
     claims = unverified_jwt_claims(answer.get("access_token", ""))
-    return answer | {"access_expires_at": expires_at(answer.get("expires_in", 0)),
-                     "auth_event_id": claims.get("authentication_event_id")}
+    return answer | {
+        "access_expires_at": expires_at(answer.get("expires_in", 0)),
+        "auth_event_id": claims.get("authentication_event_id"),
+    }
 
 
-def exchange_code(params: XeroParams, code: str, code_verifier: str | None = None, *,
-                  session: requests.Session | None = None) -> dict:
+def exchange_code(
+    params: XeroParams,
+    code: str,
+    code_verifier: str | None = None,
+    *,
+    session: requests.Session | None = None,
+) -> dict:
     """The callback's ``code`` → ``access_token``, ``refresh_token``, ``expires_in``, ``id_token``,
     ``access_expires_at`` (aware UTC) and ``auth_event_id`` (to list only this consent's tenants)."""
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": params.redirect_uri or ""}
@@ -230,36 +263,54 @@ def exchange_code(params: XeroParams, code: str, code_verifier: str | None = Non
     return _token_dict(_once(lambda: _post_token_endpoint(params, data, session)))
 
 
-def refresh_tokens(params: XeroParams, refresh_token: str, *, session: requests.Session | None = None) -> dict:
+def refresh_tokens(
+    params: XeroParams, refresh_token: str, *, session: requests.Session | None = None
+) -> dict:
     """One refresh, outside any token store (the hook uses its own locked path)."""
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     return _token_dict(_once(lambda: _post_token_endpoint(params, data, session)))
 
 
-def list_tenants(params: XeroParams, access_token: str, auth_event_id: str | None = None, *,
-                 session: requests.Session | None = None) -> list[dict]:
+def list_tenants(
+    params: XeroParams,
+    access_token: str,
+    auth_event_id: str | None = None,
+    *,
+    session: requests.Session | None = None,
+) -> list[dict]:
     """The organisations connected to the app (``GET /connections``), optionally of one consent only."""
     http = session or requests
     query = {"authEventId": auth_event_id} if auth_event_id else None
-    response = http.get(params.connections_url, params=query, timeout=params.timeout,
-                        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
+    response = http.get(
+        params.connections_url,
+        params=query,
+        timeout=params.timeout,
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+    )
     if response.status_code in (401, 403):
-        raise LedgerAuthError(f"Xero refused the access token listing connections (HTTP {response.status_code})",
-                              guidance=RECONNECT)
+        raise LedgerAuthError(
+            f"Xero refused the access token listing connections (HTTP {response.status_code})",
+            guidance=RECONNECT,
+        )
     if response.status_code != 200:
         raise LedgerUnavailable(f"Xero answered HTTP {response.status_code} listing connections")
     return list(_loads(response))
 
 
-def disconnect(params: XeroParams, access_token: str, connection_id: str, *,
-               session: requests.Session | None = None) -> bool:
+def disconnect(
+    params: XeroParams, access_token: str, connection_id: str, *, session: requests.Session | None = None
+) -> bool:
     """``DELETE /connections/{id}``: the organisation leaves the app. False if it was already gone."""
     http = session or requests
-    response = http.delete(f"{params.connections_url}/{connection_id}", timeout=params.timeout,
-                           headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
+    response = http.delete(
+        f"{params.connections_url}/{connection_id}",
+        timeout=params.timeout,
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+    )
     if response.status_code in (401, 403):
-        raise LedgerAuthError(f"Xero refused the access token disconnecting (HTTP {response.status_code})",
-                              guidance=RECONNECT)
+        raise LedgerAuthError(
+            f"Xero refused the access token disconnecting (HTTP {response.status_code})", guidance=RECONNECT
+        )
     if response.status_code not in (200, 204, 404):
         raise LedgerUnavailable(f"Xero answered HTTP {response.status_code} to the disconnect")
     return response.status_code != 404
@@ -268,17 +319,25 @@ def disconnect(params: XeroParams, access_token: str, connection_id: str, *,
 def revoke(params: XeroParams, refresh_token: str, *, session: requests.Session | None = None) -> None:
     """Revoke the whole grant (every token of the consent; its connections go too)."""
     http = session or requests
-    response = http.post(params.revocation_url, data={"token": refresh_token}, timeout=params.timeout,
-                         auth=(params.client_id, params.client_secret))
+    response = http.post(
+        params.revocation_url,
+        data={"token": refresh_token},
+        timeout=params.timeout,
+        auth=(params.client_id, params.client_secret),
+    )
     if response.status_code != 200:
         raise LedgerError(f"Xero answered HTTP {response.status_code} to the revocation")
 
 
-def check_client_credentials(params: XeroParams, *, session: requests.Session | None = None) -> tuple[bool, str]:
+def check_client_credentials(
+    params: XeroParams, *, session: requests.Session | None = None
+) -> tuple[bool, str]:
     """Whether the token endpoint accepts the app's id and secret, without any grant: a refresh with a
     made-up token must fail with ``invalid_grant`` (credentials fine), not ``invalid_client``."""
     try:
-        _post_token_endpoint(params, {"grant_type": "refresh_token", "refresh_token": "connection-test"}, session)
+        _post_token_endpoint(
+            params, {"grant_type": "refresh_token", "refresh_token": "connection-test"}, session
+        )
     except _GrantRejected:
         return True, "Xero accepted the app's Client ID and secret; connect an organisation to post journals."
     except LedgerError as exc:
@@ -305,8 +364,13 @@ class XeroHook(BaseHook, LedgerHook):
     hook_name = "Xero"
     platform = "xero"
 
-    def __init__(self, *, xero_conn_id: str = default_conn_name, token_store: TokenStore | None = None,
-                 tenant_id: str | None = None):
+    def __init__(
+        self,
+        *,
+        xero_conn_id: str = default_conn_name,
+        token_store: TokenStore | None = None,
+        tenant_id: str | None = None,
+    ):
         super().__init__()
         self.xero_conn_id = xero_conn_id
         self.token_store = token_store
@@ -340,7 +404,9 @@ class XeroHook(BaseHook, LedgerHook):
             "journal_url": XERO_JOURNAL_URL if real else f"{origin}/_sandbox/journals/{{id}}",
         }
         return XeroParams(
-            api_base=api_base, client_id=conn.login or "", client_secret=conn.password or "",
+            api_base=api_base,
+            client_id=conn.login or "",
+            client_secret=conn.password or "",
             **{key: extra(key, value) for key, value in defaults.items()},
             scopes=" ".join(str(extra("scopes", DEFAULT_SCOPES)).split()),
             redirect_uri=extra("redirect_uri"),
@@ -357,7 +423,9 @@ class XeroHook(BaseHook, LedgerHook):
     @cached_property
     def session(self) -> requests.Session:
         session = requests.Session()
-        session.headers.update({"Accept": "application/json", "User-Agent": "mamo-revenue (Airflow XeroHook)"})
+        session.headers.update(
+            {"Accept": "application/json", "User-Agent": "mamo-revenue (Airflow XeroHook)"}
+        )
         return session
 
     def get_conn(self) -> requests.Session:
@@ -367,8 +435,10 @@ class XeroHook(BaseHook, LedgerHook):
 
     def _store(self) -> TokenStore:
         if self.token_store is None or not self.tenant_id:
-            raise LedgerError("XeroHook needs a token_store and a tenant_id to call the accounting API",
-                              guidance="Connect Xero for this company first.")
+            raise LedgerError(
+                "XeroHook needs a token_store and a tenant_id to call the accounting API",
+                guidance="Connect Xero for this company first.",
+            )
         return self.token_store
 
     def _now(self) -> datetime:
@@ -386,16 +456,24 @@ class XeroHook(BaseHook, LedgerHook):
                 if is_fresh(latest, now=self._now()) and latest.access_token != stale:
                     return latest.access_token  # another worker refreshed while we waited for the lock
                 answer = _post_token_endpoint(
-                    self.params, {"grant_type": "refresh_token", "refresh_token": latest.refresh_token}, self.session)
+                    self.params,
+                    {"grant_type": "refresh_token", "refresh_token": latest.refresh_token},
+                    self.session,
+                )
                 fresh = token_set(answer, tenant_id=latest.tenant_id, now=self._now())
                 store.save(fresh)  # committed before the lock is released, and before the token is used
         except _GrantRejected as exc:
             # outside ``refreshing()``: a DB store must not wait on its own row lock
             store.mark_needs_reconnect(f"Xero answered {exc.args[0]} to a token refresh")
-            raise LedgerAuthError(f"Xero refused the saved authorisation for tenant {self.tenant_id} "
-                                  f"({exc.args[0]})", guidance=RECONNECT) from None
-        self.log.info("Refreshed the Xero access token for tenant %s (valid until %s)", self.tenant_id,
-                      fresh.access_expires_at.isoformat() if fresh.access_expires_at else "?")
+            raise LedgerAuthError(
+                f"Xero refused the saved authorisation for tenant {self.tenant_id} ({exc.args[0]})",
+                guidance=RECONNECT,
+            ) from None
+        self.log.info(
+            "Refreshed the Xero access token for tenant %s (valid until %s)",
+            self.tenant_id,
+            fresh.access_expires_at.isoformat() if fresh.access_expires_at else "?",
+        )
         return fresh.access_token
 
     def _needs_reconnect(self, reason: str) -> LedgerAuthError:
@@ -404,34 +482,53 @@ class XeroHook(BaseHook, LedgerHook):
 
     # --- HTTP ---------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
-              idempotency_key: str | None = None) -> requests.Response:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        body: Any = None,
+        idempotency_key: str | None = None,
+    ) -> requests.Response:
         """One API call with the retry policy; returns any non-retryable answer for the caller to read."""
         retrying = Retrying(
-            retry=retry_if_exception(is_retryable), stop=stop_after_attempt(max(self.params.max_attempts, 1)),
-            wait=_wait(self.params.backoff), reraise=True,
+            retry=retry_if_exception(is_retryable),
+            stop=stop_after_attempt(max(self.params.max_attempts, 1)),
+            wait=_wait(self.params.backoff),
+            reraise=True,
             before_sleep=lambda state: self.log.warning(
-                "Xero %s %s (tenant %s): %s; retrying in %.1f s", method, path, self.tenant_id,
-                getattr(state.outcome.exception(), "reason", "error"), state.upcoming_sleep),
+                "Xero %s %s (tenant %s): %s; retrying in %.1f s",
+                method,
+                path,
+                self.tenant_id,
+                getattr(state.outcome.exception(), "reason", "error"),
+                state.upcoming_sleep,
+            ),
         )
         try:
             return retrying(self._attempt, method, path, params, body, idempotency_key)
         except _Transient as exc:
             raise exc.final() from None
 
-    def _attempt(self, method: str, path: str, params: dict | None, body: Any,
-                 idempotency_key: str | None) -> requests.Response:
+    def _attempt(
+        self, method: str, path: str, params: dict | None, body: Any, idempotency_key: str | None
+    ) -> requests.Response:
         token = self._access_token()
         response = self._send(method, path, token, params, body, idempotency_key)
         if response.status_code == 401:
             detail = _loads(response).get("Detail") or "Unauthorized"
-            response = self._send(method, path, self._access_token(stale=token), params, body, idempotency_key)
+            response = self._send(
+                method, path, self._access_token(stale=token), params, body, idempotency_key
+            )
             if response.status_code == 401:
                 raise self._needs_reconnect(f"Xero refused a freshly refreshed access token ({detail})")
         if response.status_code == 403:
             detail = _loads(response).get("Detail") or "Forbidden"
-            raise self._needs_reconnect(f"Xero refused access to the organisation (HTTP 403: {detail}); "
-                                        "it may have been disconnected from the app")
+            raise self._needs_reconnect(
+                f"Xero refused access to the organisation (HTTP 403: {detail}); "
+                "it may have been disconnected from the app"
+            )
         if response.status_code == 429:
             retry_after = float(response.headers.get("Retry-After") or 60)
             problem = response.headers.get("X-Rate-Limit-Problem") or "Unknown"
@@ -439,23 +536,31 @@ class XeroHook(BaseHook, LedgerHook):
                 until = (self._now() + timedelta(seconds=retry_after)).strftime("%Y-%m-%d %H:%M UTC")
                 raise LedgerRateLimited(
                     f"Xero rate limit ({problem}) reached for tenant {self.tenant_id}: rate limited until {until}",
-                    retry_after=retry_after, problem=problem)
+                    retry_after=retry_after,
+                    problem=problem,
+                )
             raise _Transient(f"HTTP 429 ({problem})", retry_after=retry_after, problem=problem)
         if response.status_code >= 500:
             raise _Transient(f"HTTP {response.status_code}")
         return response
 
-    def _send(self, method: str, path: str, token: str, params: dict | None, body: Any,
-              idempotency_key: str | None) -> requests.Response:
+    def _send(
+        self, method: str, path: str, token: str, params: dict | None, body: Any, idempotency_key: str | None
+    ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": self.tenant_id}
         if body is not None:
             headers["Content-Type"] = "application/json"
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         try:
-            response = self.session.request(method, self.params.api_base + path, params=params, headers=headers,
-                                            data=_dumps(body) if body is not None else None,
-                                            timeout=self.params.timeout)
+            response = self.session.request(
+                method,
+                self.params.api_base + path,
+                params=params,
+                headers=headers,
+                data=_dumps(body) if body is not None else None,
+                timeout=self.params.timeout,
+            )
         except _TRANSPORT_ERRORS as exc:
             self.log.warning("Xero %s %s (tenant %s): %s", method, path, self.tenant_id, type(exc).__name__)
             raise _Transient(type(exc).__name__) from None
@@ -471,36 +576,56 @@ class XeroHook(BaseHook, LedgerHook):
     def _unexpected(self, response: requests.Response, what: str) -> LedgerError:
         data = _loads(response)
         message = data.get("Message") or data.get("Detail") or data.get("Title") or response.reason
-        return LedgerValidationError(f"Xero answered HTTP {response.status_code} to {what} for tenant "
-                                     f"{self.tenant_id}: {message}")
+        return LedgerValidationError(
+            f"Xero answered HTTP {response.status_code} to {what} for tenant {self.tenant_id}: {message}"
+        )
 
     # --- LedgerHook -----------------------------------------------------------------------------------
 
     def list_accounts(self) -> list[LedgerAccount]:
         return [
-            LedgerAccount(id=a["AccountID"], code=a.get("Code") or None, name=a.get("Name", ""),
-                          type=a.get("Type", ""), active=a.get("Status") == "ACTIVE", status=a.get("Status", ""))
+            LedgerAccount(
+                id=a["AccountID"],
+                code=a.get("Code") or None,
+                name=a.get("Name", ""),
+                type=a.get("Type", ""),
+                active=a.get("Status") == "ACTIVE",
+                status=a.get("Status", ""),
+            )
             for a in self._get("/Accounts").get("Accounts", [])
         ]
 
     def get_settings(self) -> LedgerSettings:
         org = self._get("/Organisation")["Organisations"][0]
-        locks = [d for d in (parse_xero_date(org.get("PeriodLockDate")), parse_xero_date(org.get("EndOfYearLockDate")))
-                 if d is not None]
-        return LedgerSettings(organisation_name=org.get("Name", ""), base_currency=org.get("BaseCurrency", ""),
-                              lock_date=max(locks) if locks else None)
+        locks = [
+            d
+            for d in (
+                parse_xero_date(org.get("PeriodLockDate")),
+                parse_xero_date(org.get("EndOfYearLockDate")),
+            )
+            if d is not None
+        ]
+        return LedgerSettings(
+            organisation_name=org.get("Name", ""),
+            base_currency=org.get("BaseCurrency", ""),
+            lock_date=max(locks) if locks else None,
+        )
 
     def find_journal(self, reference: str) -> PostedJournal | None:
         quoted = reference.replace("\\", "\\\\").replace('"', '\\"')
-        found = self._get("/ManualJournals", {"where": f'Narration.StartsWith("{quoted}")'}).get("ManualJournals", [])
+        found = self._get("/ManualJournals", {"where": f'Narration.StartsWith("{quoted}")'}).get(
+            "ManualJournals", []
+        )
         candidates = [j for j in found if (j.get("Narration") or "").split(maxsplit=1)[:1] == [reference]]
         if not candidates:
             return None
         posted = [j for j in candidates if j.get("Status") == "POSTED"]
         if len(posted) > 1:
             ids = ", ".join(j["ManualJournalID"] for j in posted)
-            raise LedgerConflict(f"Xero holds {len(posted)} posted journals with reference {reference}: {ids}",
-                                 guidance="Void all but one of them in Xero, then re-run the period.")
+            raise LedgerConflict(
+                f"Xero holds {len(posted)} posted journals with reference {reference}: {ids}",
+                guidance="Void all but one of them in Xero, then re-run the period.",
+            )
         chosen = posted[0] if posted else candidates[-1]
         full = self._get(f"/ManualJournals/{chosen['ManualJournalID']}")["ManualJournals"][0]
         return self._posted(full, reference)
@@ -510,12 +635,24 @@ class XeroHook(BaseHook, LedgerHook):
         for line in journal.get("JournalLines") or []:
             amount = to_minor(line.get("LineAmount", 0))
             if amount:
-                lines.append(LedgerLine(account_id=line.get("AccountID") or "", account_code=line.get("AccountCode"),
-                                        side=Side.DEBIT if amount > 0 else Side.CREDIT, amount_minor=abs(amount),
-                                        description=line.get("Description") or ""))
-        return PostedJournal(ledger_id=journal["ManualJournalID"], reference=reference, status=journal.get("Status", ""),
-                             posted=journal.get("Status") == "POSTED", journal_date=parse_xero_date(journal.get("Date")),
-                             url=self.params.journal_url.format(id=journal["ManualJournalID"]), lines=tuple(lines))
+                lines.append(
+                    LedgerLine(
+                        account_id=line.get("AccountID") or "",
+                        account_code=line.get("AccountCode"),
+                        side=Side.DEBIT if amount > 0 else Side.CREDIT,
+                        amount_minor=abs(amount),
+                        description=line.get("Description") or "",
+                    )
+                )
+        return PostedJournal(
+            ledger_id=journal["ManualJournalID"],
+            reference=reference,
+            status=journal.get("Status", ""),
+            posted=journal.get("Status") == "POSTED",
+            journal_date=parse_xero_date(journal.get("Date")),
+            url=self.params.journal_url.format(id=journal["ManualJournalID"]),
+            lines=tuple(lines),
+        )
 
     @staticmethod
     def journal_body(request: JournalRequest) -> dict:
@@ -526,15 +663,24 @@ class XeroHook(BaseHook, LedgerHook):
         lines = []
         for line in request.lines:
             if line.amount_minor <= 0:
-                raise LedgerValidationError(f"journal {request.reference}: line {line.description!r} has a "
-                                            f"non-positive amount {line.amount_minor}")
+                raise LedgerValidationError(
+                    f"journal {request.reference}: line {line.description!r} has a "
+                    f"non-positive amount {line.amount_minor}"
+                )
             amount = to_decimal(line.amount_minor)
             entry: dict[str, Any] = {"LineAmount": amount if line.side == Side.DEBIT else -amount}
-            entry |= {"AccountCode": line.account_code} if line.account_code else {"AccountID": line.account_id}
+            entry |= (
+                {"AccountCode": line.account_code} if line.account_code else {"AccountID": line.account_id}
+            )
             entry["Description"] = line.description
             lines.append(entry)
-        journal = {"Narration": narration, "Date": request.journal_date.isoformat(), "Status": "POSTED",
-                   "LineAmountTypes": "NoTax", "JournalLines": lines}
+        journal = {
+            "Narration": narration,
+            "Date": request.journal_date.isoformat(),
+            "Status": "POSTED",
+            "LineAmountTypes": "NoTax",
+            "JournalLines": lines,
+        }
         if request.source_url:
             journal["Url"] = request.source_url
         return {"ManualJournals": [journal]}
@@ -546,8 +692,9 @@ class XeroHook(BaseHook, LedgerHook):
         if len(key) > 128:
             raise LedgerValidationError(f"idempotency key {key!r} is longer than Xero's 128 characters")
         body = self.journal_body(request)
-        response = self._call("PUT", "/ManualJournals", params={"summarizeErrors": "false"}, body=body,
-                              idempotency_key=key)
+        response = self._call(
+            "PUT", "/ManualJournals", params={"summarizeErrors": "false"}, body=body, idempotency_key=key
+        )
         data = _loads(response)
         if response.status_code == 400:
             elements = data.get("Elements") or []
@@ -557,9 +704,15 @@ class XeroHook(BaseHook, LedgerHook):
             raise self._unexpected(response, f"PUT /ManualJournals ({request.reference})")
         journal = (data.get("ManualJournals") or [{}])[0]
         self._confirm(request, journal)
-        return PostedJournal(ledger_id=journal["ManualJournalID"], reference=request.reference, status="POSTED",
-                             posted=True, journal_date=request.journal_date,
-                             url=self.params.journal_url.format(id=journal["ManualJournalID"]), lines=request.lines)
+        return PostedJournal(
+            ledger_id=journal["ManualJournalID"],
+            reference=request.reference,
+            status="POSTED",
+            posted=True,
+            journal_date=request.journal_date,
+            url=self.params.journal_url.format(id=journal["ManualJournalID"]),
+            lines=request.lines,
+        )
 
     def _confirm(self, request: JournalRequest, journal: dict) -> None:
         journal_id = journal.get("ManualJournalID")
@@ -570,31 +723,43 @@ class XeroHook(BaseHook, LedgerHook):
         if warnings:
             raise self._refusal(request, warnings, saved_id=journal_id)
         if not journal_id:
-            raise LedgerValidationError(f"Xero answered journal {request.reference} without a ManualJournalID")
+            raise LedgerValidationError(
+                f"Xero answered journal {request.reference} without a ManualJournalID"
+            )
         if journal.get("Status") != "POSTED":
             raise LedgerValidationError(
                 f"Xero saved journal {request.reference} ({journal_id}) as {journal.get('Status')}, not POSTED",
-                guidance="Open the journal in Xero and post or delete it, then re-run the period.")
+                guidance="Open the journal in Xero and post or delete it, then re-run the period.",
+            )
         sent = self.journal_body(request)["ManualJournals"][0]["JournalLines"]
         got = journal.get("JournalLines") or []
         problems = [] if len(sent) == len(got) else [f"{len(got)} lines came back for {len(sent)} sent"]
         for number, (want, line, have) in enumerate(zip(sent, request.lines, got, strict=False), start=1):
             if line.account_code and have.get("AccountCode") != line.account_code:
-                problems.append(f"line {number}: account {have.get('AccountCode')!r} instead of {line.account_code!r}")
+                problems.append(
+                    f"line {number}: account {have.get('AccountCode')!r} instead of {line.account_code!r}"
+                )
             elif line.account_id and have.get("AccountID") and have["AccountID"] != line.account_id:
-                problems.append(f"line {number}: account code {line.account_code} now belongs to account "
-                                f"{have['AccountID']}, not the mapped {line.account_id}")
+                problems.append(
+                    f"line {number}: account code {line.account_code} now belongs to account "
+                    f"{have['AccountID']}, not the mapped {line.account_id}"
+                )
             if Decimal(str(have.get("LineAmount"))) != want["LineAmount"]:
-                problems.append(f"line {number}: amount {have.get('LineAmount')} instead of {want['LineAmount']}")
+                problems.append(
+                    f"line {number}: amount {have.get('LineAmount')} instead of {want['LineAmount']}"
+                )
         if problems:
             error = LedgerValidationError(
                 f"Xero posted journal {request.reference} ({journal_id}) differently from the request: "
                 + "; ".join(problems),
-                guidance=f"Void journal {journal_id} in Xero, check the company's account mapping, then re-run the period.")
+                guidance=f"Void journal {journal_id} in Xero, check the company's account mapping, then re-run the period.",
+            )
             error.ledger_id = journal_id
             raise error
 
-    def _refusal(self, request: JournalRequest, messages: list[str], saved_id: str | None = None) -> LedgerError:
+    def _refusal(
+        self, request: JournalRequest, messages: list[str], saved_id: str | None = None
+    ) -> LedgerError:
         """Xero's messages as the exception a finance user can act on."""
         text = "; ".join(messages)
         ref, day = request.reference, request.journal_date.isoformat()
@@ -604,27 +769,32 @@ class XeroHook(BaseHook, LedgerHook):
             error: LedgerError = LedgerLockedPeriod(
                 f"Xero refused journal {ref} dated {day}: {text}",
                 guidance=f"{saved}{day} is on or before the lock date in Xero. Ask the Xero adviser to move the "
-                         "lock date (Settings > Advanced > Financial settings), or post the period by hand.")
+                "lock date (Settings > Advanced > Financial settings), or post the period by hand.",
+            )
         elif any("archived" in m for m in messages):
             error = LedgerAccountError(
                 f"Xero refused journal {ref}: {text}",
                 guidance=f"{saved}Account {', '.join(codes)} is archived in Xero. Restore it in Xero's chart of "
-                         "accounts, or map the category to an active account, then re-run the period.")
+                "accounts, or map the category to an active account, then re-run the period.",
+            )
         elif codes or any("recognised account" in m or "AccountID" in m for m in messages):
             error = LedgerAccountError(
                 f"Xero did not recognise an account of journal {ref}: {text}",
                 guidance=f"{saved}Account {', '.join(codes) or '(by id)'} does not exist in this Xero organisation. "
-                         "Map the category to an account of the chart, then re-run the period.")
+                "Map the category to an account of the chart, then re-run the period.",
+            )
         elif any("must equal total credits" in m for m in messages):
             error = LedgerValidationError(
                 f"Xero refused journal {ref} as unbalanced: {text}",
                 guidance=f"{saved}The journal's debits and credits differ, which the project's own checks should "
-                         "have caught: send the run's log to the data team.")
+                "have caught: send the run's log to the data team.",
+            )
         else:
             error = LedgerValidationError(
                 f"Xero refused journal {ref}: {text}",
                 guidance=f"{saved}Read Xero's message, correct the mapping or the organisation's settings, "
-                         "then re-run the period.")
+                "then re-run the period.",
+            )
         error.ledger_messages, error.ledger_id = messages, saved_id
         return error
 
