@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,7 @@ def measure(count: int, seed: int) -> dict:
         json_seconds = time.perf_counter() - started
         assert items == count
         server_rss = _rss_mb(process.pid)
+        client_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -123,6 +125,7 @@ def measure(count: int, seed: int) -> dict:
         "pages": len(pages),
         "sandbox_startup_seconds": round(startup, 2),
         "sandbox_rss_mb": round(server_rss, 1) if server_rss else None,
+        "client_peak_rss_mb": round(client_peak, 1),
         "hook_seconds": round(hook_seconds, 3),
         "hook_charges_per_second": round(count / hook_seconds),
         "http_only_seconds": round(http_seconds, 3),
@@ -151,7 +154,7 @@ def main() -> None:
           f"(target {TARGET_PER_SECOND:,}/s: {'ok' if r['within_target'] else 'BELOW TARGET'})")
     print(f"baseline json.loads(parse_float=Decimal) of the same bytes: {r['json_loads_seconds']} s = "
           f"{r['json_loads_charges_per_second']:,} charges/s; hook / json.loads = {r['ratio_hook_to_json_loads']}")
-    print(f"HTTP transfer alone (raw pages): {r['http_only_seconds']} s")
+    print(f"HTTP transfer alone (raw pages): {r['http_only_seconds']} s; client peak RSS {r['client_peak_rss_mb']} MB")
 
 
 if __name__ == "__main__":

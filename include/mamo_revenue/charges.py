@@ -68,7 +68,8 @@ def parse_charge(raw: dict, *, tz: str = "Asia/Dubai", company_tz: str | None = 
     zone-less ``created_date`` is read in; ``company_tz`` (default: the same zone) is the zone of
     the company's periods, and ``created_local`` is wall-clock time there.
 
-    Raises ``ChargeDataError`` (charge id ``<missing>``) when there is no usable id and
+    Raises ``ChargeDataError`` (charge id ``<missing>``) when there is no usable id (missing,
+    blank, or with control characters) and
     ``ChargeDateError`` when ``created_date`` does not parse. Every other malformed field becomes
     a ``(field, problem)`` entry of ``Charge.problems``; absent and null fields are ``None`` (a
     null ``refund_amount`` is 0). Unknown fields are ignored; ``Charge.raw`` is ``raw`` itself.
@@ -76,7 +77,7 @@ def parse_charge(raw: dict, *, tz: str = "Asia/Dubai", company_tz: str | None = 
     if not isinstance(raw, dict):
         raise ChargeDataError("<missing>", "charge", f"a charge is a JSON object, not {type(raw).__name__}")
     charge_id = raw.get("id")
-    if not isinstance(charge_id, str) or not charge_id.strip():
+    if not isinstance(charge_id, str) or not charge_id.strip() or not charge_id.isprintable():
         problem = "missing" if charge_id is None or charge_id == "" else f"{charge_id!r} is not a charge id"
         raise ChargeDataError("<missing>", "id", problem)
     created_local = _parse_created(charge_id, raw.get("created_date"), tz, company_tz)

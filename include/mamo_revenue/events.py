@@ -26,6 +26,7 @@ import pandas as pd
 
 from mamo_revenue.charges import CAPTURED_STATUSES, Charge
 from mamo_revenue.errors import ChargeDataError, CurrencyPolicyError
+from mamo_revenue.money import format_minor
 from mamo_revenue.periods import Frequency, Period
 
 
@@ -36,20 +37,22 @@ class EventKind(StrEnum):
     REFUND = "refund"
 
 
-SNAPSHOT_COLUMNS = (
-    "charge_id",
-    "status",
-    "created_local",
-    "currency",
-    "amount_minor",
-    "refund_minor",
-    "settlement_currency",
-    "settlement_minor",
-    "fee_minor",
-    "fee_vat_minor",
-    "fee_currency",
-    "problems",
-)
+#: The snapshots DataFrame: column → dtype (DESIGN.md, "Snapshots DataFrame").
+SNAPSHOT_DTYPES = {
+    "charge_id": object,
+    "status": object,
+    "created_local": "datetime64[ns]",
+    "currency": object,
+    "amount_minor": "int64",
+    "refund_minor": "int64",
+    "settlement_currency": object,
+    "settlement_minor": "Int64",
+    "fee_minor": "Int64",
+    "fee_vat_minor": "Int64",
+    "fee_currency": object,
+    "problems": object,
+}
+SNAPSHOT_COLUMNS = tuple(SNAPSHOT_DTYPES)
 EVENT_COLUMNS = ("event_key", "kind", "charge_id", "period_key", "amount_minor", "cumulative_refund_minor")
 
 _NS_PER_DAY = 86_400 * 10**9
@@ -69,38 +72,16 @@ def charges_frame(charges: Iterable[Charge]) -> pd.DataFrame:
     ``"field: problem; …"``, empty when the charge is clean.
     """
     rows = [
-        (
-            c.id,
-            str(c.status),
-            c.created_local,
-            c.currency,
-            c.amount_minor,
-            c.refund_minor,
-            c.settlement_currency,
-            c.settlement_minor,
-            c.fee_minor,
-            c.fee_vat_minor,
-            c.fee_currency,
-            "; ".join(f"{field}: {problem}" for field, problem in c.problems),
-        )
+        (c.id, str(c.status), c.created_local, c.currency, c.amount_minor, c.refund_minor, c.settlement_currency,
+         c.settlement_minor, c.fee_minor, c.fee_vat_minor, c.fee_currency,
+         "; ".join(f"{field}: {problem}" for field, problem in c.problems))
         for c in charges
-    ]
+    ]  # fmt: skip
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SNAPSHOT_COLUMNS)
-    data = dict(zip(SNAPSHOT_COLUMNS, columns, strict=True))
     return pd.DataFrame(
         {
-            "charge_id": pd.Series(data["charge_id"], dtype=object),
-            "status": pd.Series(data["status"], dtype=object),
-            "created_local": pd.Series(data["created_local"], dtype="datetime64[ns]"),
-            "currency": pd.Series(data["currency"], dtype=object),
-            "amount_minor": pd.Series(data["amount_minor"], dtype="int64"),
-            "refund_minor": pd.Series(data["refund_minor"], dtype="int64"),
-            "settlement_currency": pd.Series(data["settlement_currency"], dtype=object),
-            "settlement_minor": pd.Series(data["settlement_minor"], dtype="Int64"),
-            "fee_minor": pd.Series(data["fee_minor"], dtype="Int64"),
-            "fee_vat_minor": pd.Series(data["fee_vat_minor"], dtype="Int64"),
-            "fee_currency": pd.Series(data["fee_currency"], dtype=object),
-            "problems": pd.Series(data["problems"], dtype=object),
+            name: pd.Series(values, dtype=SNAPSHOT_DTYPES[name])
+            for name, values in zip(SNAPSHOT_COLUMNS, columns, strict=True)
         }
     )
 
@@ -111,8 +92,12 @@ def events_frame(
     """An events DataFrame with the contract's dtypes; arrays or lists, all of one length.
 
     ``cumulative_refund_minor`` is None (all null) or a sequence with None/NA for non-refunds.
+    Amounts must be integers: a float is refused, never truncated.
     """
-    amount = np.asarray(amount_minor, dtype=np.int64)
+    amount = np.asarray(amount_minor)
+    if amount.size and amount.dtype.kind not in "iu":
+        raise TypeError(f"amount_minor must be integer minor units, not {amount.dtype}")
+    amount = amount.astype(np.int64)
     if cumulative_refund_minor is None:
         cumulative = pd.arrays.IntegerArray(
             np.zeros(amount.size, dtype=np.int64), np.ones(amount.size, dtype=bool)
@@ -237,10 +222,10 @@ def derive_events(
     if live.size == 0:
         return empty_events()
     ids = all_ids[live]
+    takes_once = in_period[live]  # sale, fee and fee VAT: the own period, or a closed earlier one
     live_before = before[live]
-    own_period_taken = in_period[live]
     if live_before.any():
-        own_period_taken |= live_before & _closed_days(created[live] // _NS_PER_DAY, period, closed_periods)
+        takes_once |= live_before & _closed_days(created[live] // _NS_PER_DAY, period, closed_periods)
 
     amount, _ = _ints(snapshots["amount_minor"], "amount_minor", live)
     refund, _ = _ints(snapshots["refund_minor"], "refund_minor", live)
@@ -252,54 +237,45 @@ def derive_events(
     gross = np.where(in_base, amount, settlement + fee + fee_vat)
 
     sale_done, fee_done, fee_vat_done, previous = _recorded_state(ids, recorded)
+    _raise_if_refunds_went_down(ids, refund, previous, company=company, label=label)
 
-    went_down = refund < previous
-    if went_down.any():
-        first = int(np.flatnonzero(went_down)[0])
-        more = int(went_down.sum()) - 1
-        raise ChargeDataError(
-            ids[first],
-            "refund_amount",
-            f"cumulative refund went down from {previous[first]} to {refund[first]} (minor units) after "
-            f"refunds were recorded; a reversal needs an accountant's journal"
-            + (f" ({more} more charge(s) alike)" if more else ""),
-        ).in_context(company=company, period=label)
+    new_sale = takes_once & gross_known & ~sale_done & (gross > 0)
+    new_fee = takes_once & fee_known & ~fee_done & (fee > 0)
+    new_fee_vat = takes_once & fee_vat_known & ~fee_vat_done & (fee_vat > 0)
+    rising = gross_known & (refund > previous)
+    foreign_gross, new_fees = (new_sale | rising) & ~in_base, new_fee | new_fee_vat
+    _check_currencies(snapshots, live, ids, foreign_gross, new_fees, base, company=company, label=label)
 
-    takes = own_period_taken
-    new_sale = takes & gross_known & ~sale_done & (gross > 0)
-    new_fee = takes & fee_known & ~fee_done & (fee > 0)
-    new_fee_vat = takes & fee_vat_known & ~fee_vat_done & (fee_vat > 0)
-    rising_mask = gross_known & (refund > previous)
-    _check_currencies(
-        snapshots,
-        live,
-        ids,
-        (new_sale | rising_mask) & ~in_base,
-        new_fee | new_fee_vat,
-        base,
-        company=company,
-        label=label,
-    )
     new_sale, new_fee, new_fee_vat, rising = (
-        np.flatnonzero(mask) for mask in (new_sale, new_fee, new_fee_vat, rising_mask)
+        np.flatnonzero(m) for m in (new_sale, new_fee, new_fee_vat, rising)
     )
-
     increase = _refund_increase(
         refund[rising], previous[rising], gross[rising], amount[rising], in_base[rising]
     )
     worth = increase > 0  # an increase worth 0 fils waits for the next one
     new_refund, increase = rising[worth], increase[worth]
-    return _events(
-        period.key,
-        ids,
-        (
-            (EventKind.SALE, new_sale, gross[new_sale]),
-            (EventKind.FEE, new_fee, fee[new_fee]),
-            (EventKind.FEE_VAT, new_fee_vat, fee_vat[new_fee_vat]),
-            (EventKind.REFUND, new_refund, increase),
-        ),
-        refund[new_refund],
+    parts = (
+        (EventKind.SALE, new_sale, gross[new_sale]),
+        (EventKind.FEE, new_fee, fee[new_fee]),
+        (EventKind.FEE_VAT, new_fee_vat, fee_vat[new_fee_vat]),
+        (EventKind.REFUND, new_refund, increase),
     )
+    return _events(period.key, ids, parts, refund[new_refund])
+
+
+def _raise_if_refunds_went_down(ids, refund, previous, *, company: str, label: str) -> None:
+    """A cumulative refund below one already recorded needs an accountant, not the pipeline."""
+    went_down = np.flatnonzero(refund < previous)
+    if went_down.size:
+        first = went_down[0]
+        more = f" ({went_down.size - 1} more charge(s) alike)" if went_down.size > 1 else ""
+        raise ChargeDataError(
+            ids[first],
+            "refund_amount",
+            f"cumulative refund went down from {format_minor(int(previous[first]))} to "
+            f"{format_minor(int(refund[first]))} after refunds were recorded; a reversal needs an "
+            f"accountant's journal{more}",
+        ).in_context(company=company, period=label)
 
 
 def _ns(day: date) -> int:
@@ -349,18 +325,15 @@ def _is_closed(day_number: int, frequency: Frequency, closed_periods: set[str]) 
 def _recorded_state(ids: np.ndarray, recorded: pd.DataFrame):
     """Per charge: sale, fee and fee-VAT already recorded, and the largest cumulative refund recorded.
 
-    One hash join of the recorded events' charge ids onto the snapshot rows; then flags by kind.
+    One exact join of the recorded events' charge ids onto the snapshot rows; then flags by kind.
     """
     n = ids.size
     sale_done, fee_done, fee_vat_done = (np.zeros(n, dtype=bool) for _ in range(3))
     previous = np.zeros(n, dtype=np.int64)
-    index = pd.Index(ids, dtype=object)
-    if not index.is_unique:
-        duplicated = index[index.duplicated()].unique()[:10].tolist()
-        raise ValueError(f"snapshots hold a charge more than once: {duplicated}")
     if len(recorded) == 0:
+        _require_unique(pd.Index(ids, dtype=object))
         return sale_done, fee_done, fee_vat_done, previous
-    position = index.get_indexer(pd.Index(recorded["charge_id"].to_numpy(dtype=object), dtype=object))
+    position = _positions(ids, recorded["charge_id"].to_numpy(dtype=object))
     kind = recorded["kind"].to_numpy(dtype=object)
     seen = position >= 0
     for done, name in (
@@ -376,6 +349,54 @@ def _recorded_state(ids: np.ndarray, recorded: pd.DataFrame):
             raise ValueError("a recorded refund event has no cumulative_refund_minor")
         np.maximum.at(previous, position[refunds], cumulative)
     return sale_done, fee_done, fee_vat_done, previous
+
+
+def _require_unique(index: pd.Index) -> pd.Index:
+    if not index.is_unique:
+        duplicated = index[index.duplicated()].unique()[:10].tolist()
+        raise ValueError(f"snapshots hold a charge more than once: {duplicated}")
+    return index
+
+
+def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each of ``wanted``, its row in ``ids`` (which must be unique), or -1. Exact.
+
+    Hashing millions of fresh Python strings is the slowest step of a run, so ASCII ids are
+    joined as bytes: a 64-bit fingerprint per id, an integer hash join, then a byte-for-byte
+    comparison of every match (a fingerprint collision can never pass it). Non-ASCII ids, or
+    fingerprints that are not unique among ``ids``, take the plain object join. Charge ids never
+    end in NUL characters (``parse_charge`` refuses control characters), which bytes would drop.
+    """
+    try:
+        left, right = ids.astype(np.bytes_), wanted.astype(np.bytes_)
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return _require_unique(pd.Index(ids, dtype=object)).get_indexer(pd.Index(wanted, dtype=object))
+    width = max(left.dtype.itemsize, right.dtype.itemsize)
+    left, right = left.astype(f"S{width}"), right.astype(f"S{width}")
+    index = pd.Index(_fingerprints(left))
+    if not index.is_unique:
+        return _require_unique(pd.Index(ids, dtype=object)).get_indexer(pd.Index(wanted, dtype=object))
+    position = index.get_indexer(_fingerprints(right))
+    matched = np.flatnonzero(position >= 0)
+    collided = left[position[matched]] != right[matched]
+    position[matched[collided]] = -1
+    return position
+
+
+def _fingerprints(fixed: np.ndarray) -> np.ndarray:
+    """A 64-bit FNV-style fingerprint of each fixed-width byte string (NUL-padded to 8-byte words)."""
+    width = fixed.dtype.itemsize
+    octets = fixed.view(np.uint8).reshape(fixed.size, width)
+    padding = (-width) % 8
+    if padding:
+        octets = np.concatenate([octets, np.zeros((fixed.size, padding), dtype=np.uint8)], axis=1)
+    words = np.ascontiguousarray(octets).view(np.uint64)
+    fingerprint = np.full(fixed.size, 0xCBF29CE484222325, dtype=np.uint64)
+    for column in range(words.shape[1]):
+        fingerprint ^= words[:, column]
+        fingerprint *= np.uint64(0x100000001B3)
+        fingerprint ^= fingerprint >> np.uint64(29)
+    return fingerprint
 
 
 def _check_currencies(snapshots, live, ids, foreign_gross, new_fees, base: str, *, company: str, label: str):
@@ -412,7 +433,7 @@ def _refund_increase(refund, previous, gross, amount, in_base) -> np.ndarray:
     each charge's own effective rate (ACCOUNTING.md, "Currency"), so the increases of a charge
     always add up to conv(final cumulative).
     """
-    increase = refund - 0 * previous
+    increase = refund - previous
     foreign = ~in_base
     if foreign.any():
         rate_num, rate_den = gross[foreign], amount[foreign]

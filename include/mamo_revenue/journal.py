@@ -155,23 +155,23 @@ def build_journal(
     """
     kinds = events["kind"].to_numpy(dtype=object)
     amounts = events["amount_minor"].to_numpy()
+    by_kind = {kind: kinds == kind.value for kind in EventKind}
     if len(events):
         if amounts.dtype.kind not in "iu":
             raise TypeError(f"amount_minor must hold integer minor units, not {amounts.dtype}")
         if (amounts <= 0).any():
             raise ValueError("every event amount must be a positive count of minor units")
-        keys = events["period_key"].to_numpy(dtype=object)
-        if (keys != period.key).any():
+        if (events["period_key"].to_numpy(dtype=object) != period.key).any():
             raise ValueError(f"build_journal got events of periods other than {period.key}")
-        unknown = set(pd.unique(kinds)) - {kind.value for kind in EventKind}
-        if unknown:
-            raise ValueError(f"unknown event kinds {sorted(unknown)}")
+        if sum(int(mask.sum()) for mask in by_kind.values()) != len(events):
+            known = {kind.value for kind in EventKind}
+            raise ValueError(f"unknown event kinds {sorted(set(kinds) - known)}")
     amounts = amounts.astype(np.int64, copy=False)
-    sales = amounts[kinds == EventKind.SALE.value]
-    refunds = amounts[kinds == EventKind.REFUND.value]
+    sales = amounts[by_kind[EventKind.SALE]]
+    refunds = amounts[by_kind[EventKind.REFUND]]
     gross, refunded = int(sales.sum()), int(refunds.sum())
-    fees = int(amounts[kinds == EventKind.FEE.value].sum())
-    fee_vat = int(amounts[kinds == EventKind.FEE_VAT.value].sum())
+    fees = int(amounts[by_kind[EventKind.FEE]].sum())
+    fee_vat = int(amounts[by_kind[EventKind.FEE_VAT]].sum())
     sales_vat, refunds_vat = _vat_inside(sales, sales_vat_rate), _vat_inside(refunds, sales_vat_rate)
 
     clearing = gross - fees - fee_vat - refunded

@@ -25,7 +25,7 @@ from mamo_sandboxes.common import Clock
 from mamo_sandboxes.xero_data import SANDBOX_USER
 
 if TYPE_CHECKING:
-    from mamo_sandboxes.xero import XeroSettings
+    from mamo_sandboxes.xero_settings import XeroSettings
 
 #: Scopes the identity service knows; apps created on or after 2026-03-02 may not ask for
 #: ``accounting.transactions`` (LEDGER_APIS.md §1.1), which ``App.legacy_scopes`` allows.

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from mamo_sandboxes.xero_data import CLASS_BY_TYPE, UAE_TAX_RATES, default_chart
 
 if TYPE_CHECKING:
-    from mamo_sandboxes.xero import XeroSettings
+    from mamo_sandboxes.xero_settings import XeroSettings
 
 CENT = Decimal("0.01")
 ZONES = {

@@ -267,7 +267,11 @@ def test_every_documented_status(status):
 
 def test_failed_charge_with_null_settlement_is_clean():
     raw = base_charge(
-        status="failed", settlement_amount=None, settlement_date=None, settlement_fee=None, settlement_vat=None,
+        status="failed",
+        settlement_amount=None,
+        settlement_date=None,
+        settlement_fee=None,
+        settlement_vat=None,
         error_code="card_declined",
     )
     charge = parse_charge(raw)
@@ -320,7 +324,7 @@ def test_bad_created_date_raises_naming_charge_and_field(created):
     assert "MPB-CHRG-TEST000001" in str(caught.value)
 
 
-@pytest.mark.parametrize("charge_id", [..., None, "", "   ", 12345])
+@pytest.mark.parametrize("charge_id", [..., None, "", "   ", 12345, "MPB-CHRG-1\x00", "MPB\nCHRG"])
 def test_missing_id_raises(charge_id):
     with pytest.raises(ChargeDataError) as caught:
         parse_charge(base_charge(id=charge_id))

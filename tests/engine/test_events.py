@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mamo_revenue import events as events_module
 from mamo_revenue.charges import Charge, ChargeStatus
 from mamo_revenue.errors import ChargeDataError, CurrencyPolicyError
 from mamo_revenue.events import (
@@ -42,8 +43,19 @@ def charge(
     problems=(),
 ) -> Charge:
     return Charge(
-        cid, status, at, currency, amount, refund, settlement_currency, settlement, None,
-        fee_currency if fee is not None or fee_vat is not None else None, fee, fee_vat, tuple(problems),
+        cid,
+        status,
+        at,
+        currency,
+        amount,
+        refund,
+        settlement_currency,
+        settlement,
+        None,
+        fee_currency if fee is not None or fee_vat is not None else None,
+        fee,
+        fee_vat,
+        tuple(problems),
     )
 
 
@@ -70,8 +82,18 @@ def record(*frames) -> pd.DataFrame:
 
 
 def test_charges_frame_has_the_contract_columns_and_dtypes():
-    frame = charges_frame([charge(), charge("c2", fee=None, fee_vat=None, settlement=None,
-                                           problems=[("amount", "bad"), ("status", "worse")])])
+    frame = charges_frame(
+        [
+            charge(),
+            charge(
+                "c2",
+                fee=None,
+                fee_vat=None,
+                settlement=None,
+                problems=[("amount", "bad"), ("status", "worse")],
+            ),
+        ]
+    )
     assert tuple(frame.columns) == SNAPSHOT_COLUMNS
     assert str(frame["created_local"].dtype) == "datetime64[ns]"
     assert frame["amount_minor"].dtype == np.int64 and frame["refund_minor"].dtype == np.int64
@@ -99,7 +121,8 @@ def test_sale_fee_and_fee_vat_of_the_period():
 
 
 @pytest.mark.parametrize(
-    "status", [ChargeStatus.FAILED, ChargeStatus.PROCESSING, ChargeStatus.CONFIRMATION_REQUIRED, ChargeStatus.VOIDED]
+    "status",
+    [ChargeStatus.FAILED, ChargeStatus.PROCESSING, ChargeStatus.CONFIRMATION_REQUIRED, ChargeStatus.VOIDED],
 )
 def test_non_sale_statuses_are_not_revenue(status):
     assert len(derive([charge(status=status, settlement=None, fee=None, fee_vat=None)])) == 0
@@ -161,17 +184,36 @@ def test_foreign_charge_gross_from_settlement_fee_and_vat():
 def test_foreign_charge_without_settlement_yet_is_deferred_not_an_error():
     c4 = charge("c4", currency="USD", amount=1000, settlement=None, fee=None, fee_vat=None)
     assert len(derive([c4])) == 0
-    later = derive([charge("c4", currency="USD", amount=1000, settlement=3431, fee=207, fee_vat=10)],
-                   period=AFTER, closed=[P.key])
+    later = derive(
+        [charge("c4", currency="USD", amount=1000, settlement=3431, fee=207, fee_vat=10)],
+        period=AFTER,
+        closed=[P.key],
+    )
     assert ("sale:c4", 3648) in table(later)
 
 
 def test_foreign_settlement_currency_fails_naming_every_charge():
     bad = [
-        charge("e1", currency="EUR", amount=1000, settlement_currency="EUR", settlement=900, fee=50, fee_vat=3,
-               fee_currency="EUR"),
-        charge("e2", currency="USD", amount=1000, settlement_currency="USD", settlement=900, fee=50, fee_vat=3,
-               fee_currency="USD"),
+        charge(
+            "e1",
+            currency="EUR",
+            amount=1000,
+            settlement_currency="EUR",
+            settlement=900,
+            fee=50,
+            fee_vat=3,
+            fee_currency="EUR",
+        ),
+        charge(
+            "e2",
+            currency="USD",
+            amount=1000,
+            settlement_currency="USD",
+            settlement=900,
+            fee=50,
+            fee_vat=3,
+            fee_currency="USD",
+        ),
         charge("ok"),
     ]
     with pytest.raises(CurrencyPolicyError) as caught:
@@ -259,13 +301,20 @@ def test_bad_charge_of_the_period_fails_the_run_naming_charge_field_and_count():
     with pytest.raises(ChargeDataError) as caught:
         derive(bad)
     error = caught.value
-    assert (error.charge_id, error.field, error.company, error.period) == ("b1", "amount", "acme", "2026-11-20")
+    assert (error.charge_id, error.field, error.company, error.period) == (
+        "b1",
+        "amount",
+        "acme",
+        "2026-11-20",
+    )
     assert "1 more bad charge(s)" in str(error) and "b2" in str(error)
 
 
 def test_bad_charge_of_another_period_is_skipped():
-    events = derive([charge("b1", at=datetime(2026, 11, 19, 10), problems=[("amount", "bad")]), charge("ok")],
-                    closed=[BEFORE.key])
+    events = derive(
+        [charge("b1", at=datetime(2026, 11, 19, 10), problems=[("amount", "bad")]), charge("ok")],
+        closed=[BEFORE.key],
+    )
     assert set(events["charge_id"]) == {"ok"}
 
 
@@ -288,7 +337,9 @@ def test_float_minor_units_are_refused():
     frame = charges_frame([charge()])
     frame["amount_minor"] = frame["amount_minor"].astype(float)
     with pytest.raises(TypeError, match="amount_minor"):
-        derive_events(frame, empty_events(), period=P, base_currency="AED", closed_periods=set(), company="acme")
+        derive_events(
+            frame, empty_events(), period=P, base_currency="AED", closed_periods=set(), company="acme"
+        )
 
 
 # --- weekly companies ---------------------------------------------------------------------------------------
@@ -320,7 +371,9 @@ def test_weekly_period_takes_monday_to_sunday_and_closed_weeks():
 )
 def test_mul_div_half_up_matches_the_scalar_rule(a, b, den):
     got = mul_div_half_up(np.array(a), np.array(b), np.array(den))
-    a_, b_, d_ = np.broadcast_arrays(np.array(a, dtype=object), np.array(b, dtype=object), np.array(den, dtype=object))
+    a_, b_, d_ = np.broadcast_arrays(
+        np.array(a, dtype=object), np.array(b, dtype=object), np.array(den, dtype=object)
+    )
     expected = [div_round_half_up(int(x) * int(y), int(z)) for x, y, z in zip(a_, b_, d_, strict=True)]
     assert got.dtype == np.int64 and got.tolist() == expected
 
@@ -328,3 +381,47 @@ def test_mul_div_half_up_matches_the_scalar_rule(a, b, den):
 def test_mul_div_half_up_refuses_negative_inputs():
     with pytest.raises(ValueError):
         mul_div_half_up(np.array([-1]), 1, 2)
+
+
+# --- the charge-id join ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ids", "wanted"),
+    [
+        pytest.param(
+            ["MPB-CHRG-A", "MPB-CHRG-B", "CHG-1"],
+            ["CHG-1", "MPB-CHRG-B", "nope", "MPB-CHRG-A"],
+            id="ascii-mixed-widths",
+        ),
+        pytest.param(
+            ["chargé-1", "charge-2"], ["charge-2", "chargé-1", "chargé-3"], id="non-ascii-falls-back"
+        ),
+        pytest.param(["a" * 40, "a" * 39], ["a" * 39, "a" * 41, "a" * 40], id="long-ids"),
+    ],
+)
+def test_positions_is_an_exact_join(ids, wanted):
+    got = events_module._positions(np.array(ids, dtype=object), np.array(wanted, dtype=object))
+    assert got.tolist() == [ids.index(w) if w in ids else -1 for w in wanted]
+
+
+def test_positions_survives_fingerprint_collisions(monkeypatch):
+    # A fingerprint of the first byte only: "MPB-X" and "MPB-Y" collide with "M…" ids.
+    monkeypatch.setattr(
+        events_module,
+        "_fingerprints",
+        lambda fixed: fixed.view(np.uint8)[:: fixed.itemsize].astype(np.uint64),
+    )
+    ids = np.array(["MPB-A", "CHG-B"], dtype=object)
+    assert events_module._positions(ids, np.array(["MPB-X", "CHG-B", "MPB-A"], dtype=object)).tolist() == [
+        -1,
+        1,
+        0,
+    ]
+    clashing = np.array(["MPB-A", "MPB-B"], dtype=object)  # not unique among ids: the object join is used
+    assert events_module._positions(clashing, np.array(["MPB-B"], dtype=object)).tolist() == [1]
+
+
+def test_recorded_events_are_matched_on_non_ascii_ids():
+    first = derive([charge("chargé")])
+    assert len(derive([charge("chargé")], first, period=AFTER, closed=[P.key])) == 0

@@ -34,8 +34,9 @@ def run_days():
         period = Period.parse(label)
         body = json.loads((GOLDEN / charges_file).read_text(), parse_float=Decimal)
         snapshots = charges_frame(parse_charge(raw, tz="Asia/Dubai") for raw in body["data"])
-        new = derive_events(snapshots, recorded, period=period, base_currency="AED", closed_periods=closed,
-                            company="acme")
+        new = derive_events(
+            snapshots, recorded, period=period, base_currency="AED", closed_periods=closed, company="acme"
+        )
         journal = build_journal(new, company_id="acme", period=period, sales_vat_rate=Decimal("0.05"))
         results.append((period, new, journal))
         recorded = pd.concat([recorded, new], ignore_index=True)
@@ -50,8 +51,12 @@ def as_golden(journal) -> dict:
         "reference": journal.reference,
         "journal_date": journal.journal_date.isoformat(),
         "lines": [
-            {"category": line.category.value, "side": line.side.value, "amount": format_minor(line.amount_minor),
-             "description": line.description}
+            {
+                "category": line.category.value,
+                "side": line.side.value,
+                "amount": format_minor(line.amount_minor),
+                "description": line.description,
+            }
             for line in journal.lines
         ],
         "total_debit": format_minor(journal.total_debit),
@@ -82,19 +87,31 @@ def test_which_charges_each_day_takes():
 
 
 def test_golden_journals_pass_validation():
-    mapping = {c.value: MappedAccount(f"id-{c.value}", None, c.value) for c in
-               (Category.CLEARING, Category.SALES, Category.FEES, Category.VAT_PAYABLE)}
+    mapping = {
+        c.value: MappedAccount(f"id-{c.value}", None, c.value)
+        for c in (Category.CLEARING, Category.SALES, Category.FEES, Category.VAT_PAYABLE)
+    }
     accounts = [LedgerAccount(m.account_id, None, m.name, "X", True) for m in mapping.values()]
     settings = LedgerSettings("Acme", "AED", None)
     for _, _, journal in run_days():
-        assert validate_journal(journal, mapping=mapping, accounts=accounts, settings=settings,
-                                base_currency="AED") == []
+        assert (
+            validate_journal(
+                journal, mapping=mapping, accounts=accounts, settings=settings, base_currency="AED"
+            )
+            == []
+        )
 
 
 def test_a_rerun_of_day_2_after_day_1_records_nothing_twice():
     (_, day1, _), (period2, day2, _) = run_days()
     body = json.loads((GOLDEN / "charges_day2.json").read_text(), parse_float=Decimal)
     snapshots = charges_frame(parse_charge(raw) for raw in body["data"])
-    again = derive_events(snapshots, pd.concat([day1, day2], ignore_index=True), period=period2,
-                          base_currency="AED", closed_periods={"20261120"}, company="acme")
+    again = derive_events(
+        snapshots,
+        pd.concat([day1, day2], ignore_index=True),
+        period=period2,
+        base_currency="AED",
+        closed_periods={"20261120"},
+        company="acme",
+    )
     assert len(again) == 0

@@ -43,10 +43,20 @@ def lines(journal):
 
 def test_worked_example_day_1():
     journal = build_journal(
-        events(("sale", "c1", 10500), ("sale", "c2", 5250), ("sale", "c4", 3648),
-               ("fee", "c1", 405), ("fee", "c2", 252), ("fee", "c4", 207),
-               ("fee_vat", "c1", 20), ("fee_vat", "c2", 13), ("fee_vat", "c4", 10)),
-        company_id="acme", period=P, sales_vat_rate=VAT,
+        events(
+            ("sale", "c1", 10500),
+            ("sale", "c2", 5250),
+            ("sale", "c4", 3648),
+            ("fee", "c1", 405),
+            ("fee", "c2", 252),
+            ("fee", "c4", 207),
+            ("fee_vat", "c1", 20),
+            ("fee_vat", "c2", 13),
+            ("fee_vat", "c4", 10),
+        ),
+        company_id="acme",
+        period=P,
+        sales_vat_rate=VAT,
     )
     assert lines(journal) == [
         ("clearing", "debit", 18491),
@@ -57,14 +67,27 @@ def test_worked_example_day_1():
     ]
     assert journal.total_debit == journal.total_credit == 19398
     assert {k: journal.totals[k] for k in ("G", "Gv", "F", "Fv", "R", "Rv")} == {
-        "G": 19398, "Gv": 924, "F": 864, "Fv": 43, "R": 0, "Rv": 0}
+        "G": 19398,
+        "Gv": 924,
+        "F": 864,
+        "Fv": 43,
+        "R": 0,
+        "Rv": 0,
+    }
 
 
 def test_negative_clearing_is_a_credit_line_at_the_end():
     journal = build_journal(
-        events(("sale", "c5", 2100), ("fee", "c5", 161), ("fee_vat", "c5", 8), ("refund", "c1", 2100, 2100),
-               period_key="20261121"),
-        company_id="acme", period=P.next(), sales_vat_rate=VAT,
+        events(
+            ("sale", "c5", 2100),
+            ("fee", "c5", 161),
+            ("fee_vat", "c5", 8),
+            ("refund", "c1", 2100, 2100),
+            period_key="20261121",
+        ),
+        company_id="acme",
+        period=P.next(),
+        sales_vat_rate=VAT,
     )
     assert lines(journal) == [
         ("fees", "debit", 161),
@@ -80,8 +103,12 @@ def test_negative_clearing_is_a_credit_line_at_the_end():
 
 
 def test_zero_clearing_and_zero_lines_are_left_out():
-    journal = build_journal(events(("sale", "a", 1000), ("refund", "a", 1000, 1000)),
-                            company_id="acme", period=P, sales_vat_rate=VAT)
+    journal = build_journal(
+        events(("sale", "a", 1000), ("refund", "a", 1000, 1000)),
+        company_id="acme",
+        period=P,
+        sales_vat_rate=VAT,
+    )
     assert "clearing" not in [c for c, _, _ in lines(journal)]
     assert all(amount > 0 for _, _, amount in lines(journal))
     assert journal.total_debit == journal.total_credit
@@ -89,17 +116,26 @@ def test_zero_clearing_and_zero_lines_are_left_out():
 
 def test_vat_is_rounded_per_event_not_on_the_sum():
     # 10 fils carries 0.476 fils of VAT: 0 per sale, though the sum of 20 fils would round to 1.
-    journal = build_journal(events(("sale", "a", 10), ("sale", "b", 10)), company_id="acme", period=P,
-                            sales_vat_rate=VAT)
+    journal = build_journal(
+        events(("sale", "a", 10), ("sale", "b", 10)), company_id="acme", period=P, sales_vat_rate=VAT
+    )
     assert journal.totals["Gv"] == 0
     assert lines(journal) == [("clearing", "debit", 20), ("sales", "credit", 20)]
 
 
 @pytest.mark.parametrize("rate", [None, Decimal("0")], ids=["no-vat", "zero-rate"])
 def test_company_without_sales_vat(rate):
-    journal = build_journal(events(("sale", "a", 10500), ("refund", "a", 500, 500)), company_id="acme",
-                            period=P, sales_vat_rate=rate)
-    assert lines(journal) == [("clearing", "debit", 10000), ("refunds", "debit", 500), ("sales", "credit", 10500)]
+    journal = build_journal(
+        events(("sale", "a", 10500), ("refund", "a", 500, 500)),
+        company_id="acme",
+        period=P,
+        sales_vat_rate=rate,
+    )
+    assert lines(journal) == [
+        ("clearing", "debit", 10000),
+        ("refunds", "debit", 500),
+        ("sales", "credit", 10500),
+    ]
 
 
 def test_empty_period_has_no_lines():
@@ -111,13 +147,17 @@ def test_empty_period_has_no_lines():
 
 def test_reference_narration_descriptions_and_date():
     week = Period(date(2026, 11, 16), Frequency.WEEKLY)
-    journal = build_journal(events(("sale", "a", 2100), period_key="2026W47"), company_id="acme", period=week,
-                            sales_vat_rate=VAT)
+    journal = build_journal(
+        events(("sale", "a", 2100), period_key="2026W47"), company_id="acme", period=week, sales_vat_rate=VAT
+    )
     assert journal.reference == reference_for("acme", week) == "MAMO-acme-2026W47"
     assert journal.narration.startswith("MAMO-acme-2026W47 Mamo revenue 2026-W47")
     assert journal.journal_date == date(2026, 11, 22)
     assert [line.description for line in journal.lines] == [
-        "Mamo clearing 2026-W47", "Sales 2026-W47", "VAT payable on sales 2026-W47"]
+        "Mamo clearing 2026-W47",
+        "Sales 2026-W47",
+        "VAT payable on sales 2026-W47",
+    ]
     assert reference_for("acme", P) == "MAMO-acme-20261120"
 
 
@@ -158,7 +198,14 @@ def test_journal_line_is_one_side_and_an_int():
 
 def test_categories_are_the_mapping_keys():
     assert [c.value for c in Category] == [
-        "clearing", "sales", "refunds", "fees", "vat_payable", "vat_refunds", "vat_recoverable"]
+        "clearing",
+        "sales",
+        "refunds",
+        "fees",
+        "vat_payable",
+        "vat_refunds",
+        "vat_recoverable",
+    ]
     assert dict(mapping_fallbacks) == {
         Category.VAT_REFUNDS: Category.VAT_PAYABLE,
         Category.VAT_RECOVERABLE: Category.VAT_PAYABLE,

@@ -17,10 +17,20 @@ WEEK = Period(date(2026, 11, 16), Frequency.WEEKLY)
     [
         pytest.param(DAY, "20261120", "2026-11-20", date(2026, 11, 20), id="day"),
         pytest.param(WEEK, "2026W47", "2026-W47", date(2026, 11, 22), id="week"),
-        pytest.param(Period(date(2026, 12, 28), Frequency.WEEKLY), "2026W53", "2026-W53", date(2027, 1, 3),
-                     id="week-53-crosses-year"),
-        pytest.param(Period(date(2027, 12, 27), Frequency.WEEKLY), "2027W52", "2027-W52", date(2028, 1, 2),
-                     id="iso-year-differs"),
+        pytest.param(
+            Period(date(2026, 12, 28), Frequency.WEEKLY),
+            "2026W53",
+            "2026-W53",
+            date(2027, 1, 3),
+            id="week-53-crosses-year",
+        ),
+        pytest.param(
+            Period(date(2027, 12, 27), Frequency.WEEKLY),
+            "2027W52",
+            "2027-W52",
+            date(2028, 1, 2),
+            id="iso-year-differs",
+        ),
     ],
 )
 def test_key_label_and_last_day(period, key, label, last_day):

@@ -60,9 +60,18 @@ class History:
         filled = captured and run >= self.filled_from
         settlement = self.gross_aed - self.fee - self.fee_vat
         return Charge(
-            self.cid, status, datetime.combine(FIRST + timedelta(days=self.day), self.at), self.currency,
-            self.amount, refund, "AED" if filled else None, settlement if filled else None, None,
-            "AED" if filled else None, self.fee if filled else None, self.fee_vat if filled else None,
+            self.cid,
+            status,
+            datetime.combine(FIRST + timedelta(days=self.day), self.at),
+            self.currency,
+            self.amount,
+            refund,
+            "AED" if filled else None,
+            settlement if filled else None,
+            None,
+            "AED" if filled else None,
+            self.fee if filled else None,
+            self.fee_vat if filled else None,
         )
 
 
@@ -87,11 +96,25 @@ def histories(draw, runs: int):
         if captured_from != NEVER and amount:
             steps = draw(st.lists(st.integers(1, amount), max_size=3, unique=True).map(sorted))
             run_from = max(captured_from, 0)
-            run_steps = sorted(draw(st.lists(st.integers(run_from, runs - 1), min_size=len(steps),
-                                             max_size=len(steps))))
+            run_steps = sorted(
+                draw(st.lists(st.integers(run_from, runs - 1), min_size=len(steps), max_size=len(steps)))
+            )
             refunds = list(zip(run_steps, steps, strict=True))
-        result.append(History(f"ch{i}", day, draw(st.sampled_from(TIMES)), currency, amount, gross, fee, fee_vat,
-                              captured_from, filled_from, tuple(refunds)))
+        result.append(
+            History(
+                f"ch{i}",
+                day,
+                draw(st.sampled_from(TIMES)),
+                currency,
+                amount,
+                gross,
+                fee,
+                fee_vat,
+                captured_from,
+                filled_from,
+                tuple(refunds),
+            )
+        )
     return result
 
 
@@ -109,8 +132,14 @@ def test_every_amount_is_posted_exactly_once_and_journals_balance(data, runs, va
     for run in range(runs):
         period = Period(FIRST + timedelta(days=run), Frequency.DAILY)
         seen = [s for s in (h.state(run) for h in charges) if s is not None]
-        new = derive_events(charges_frame(seen), recorded, period=period, base_currency="AED",
-                            closed_periods=closed, company="prop")
+        new = derive_events(
+            charges_frame(seen),
+            recorded,
+            period=period,
+            base_currency="AED",
+            closed_periods=closed,
+            company="prop",
+        )
         assert (new["period_key"] == period.key).all()
         assert (new["amount_minor"] > 0).all()
         assert not new["event_key"].isin(recorded["event_key"]).any()
@@ -119,7 +148,8 @@ def test_every_amount_is_posted_exactly_once_and_journals_balance(data, runs, va
         assert journal.total_debit == journal.total_credit
         assert all(line.amount_minor > 0 for line in journal.lines)
         assert journal.totals["clearing"] == (
-            journal.totals["G"] - journal.totals["F"] - journal.totals["Fv"] - journal.totals["R"])
+            journal.totals["G"] - journal.totals["F"] - journal.totals["Fv"] - journal.totals["R"]
+        )
         closed.add(period.key)
 
     assert recorded["event_key"].is_unique
@@ -131,8 +161,10 @@ def test_every_amount_is_posted_exactly_once_and_journals_balance(data, runs, va
         if h.captured_from == NEVER:
             assert events.empty
             continue
-        amounts = {kind: events.loc[events["kind"] == kind, "amount_minor"].tolist()
-                   for kind in ("sale", "fee", "fee_vat", "refund")}
+        amounts = {
+            kind: events.loc[events["kind"] == kind, "amount_minor"].tolist()
+            for kind in ("sale", "fee", "fee_vat", "refund")
+        }
         assert amounts["sale"] == ([h.gross_aed] if h.gross_aed else [])
         assert amounts["fee"] == ([h.fee] if h.fee else [])
         assert amounts["fee_vat"] == ([h.fee_vat] if h.fee_vat else [])

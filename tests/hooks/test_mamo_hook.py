@@ -195,9 +195,15 @@ def test_a_wrong_key_is_an_auth_error_without_retries(sandbox, served, monkeypat
 
 
 def test_get_charge_and_a_missing_one(sandbox):
-    (charge_id,) = sandbox.add_charges(TAG, [{"amount": Decimal("33.99"), "created_date": "2026-11-20-14-38-53"}])
+    (charge_id,) = sandbox.add_charges(
+        TAG, [{"amount": Decimal("33.99"), "created_date": "2026-11-20-14-38-53"}]
+    )
     charge = make_hook().get_charge(charge_id)
-    assert (charge.id, charge.amount_minor, charge.created_local) == (charge_id, 3399, datetime(2026, 11, 20, 14, 38, 53))
+    assert (charge.id, charge.amount_minor, charge.created_local) == (
+        charge_id,
+        3399,
+        datetime(2026, 11, 20, 14, 38, 53),
+    )
     with pytest.raises(MamoApiError) as caught:
         make_hook().get_charge("MPB-CHRG-0000000000")
     assert caught.value.status_code == 404 and caught.value.error_code == "RECORD_NOT_FOUND"
@@ -215,7 +221,9 @@ def test_a_charge_without_a_readable_created_date_names_company_period_charge_an
     seed(sandbox, count=50, days=30)
     (bad,) = sandbox.add_charges(TAG, [{"id": "MPB-CHRG-BADDATE001", "created_date": "2026-13-45-99-00-00"}])
     with pytest.raises(ChargeDateError) as caught:
-        make_hook().fetch_charges(created_from=datetime(2020, 1, 1), tz="Asia/Dubai", company=COMPANY, period=PERIOD)
+        make_hook().fetch_charges(
+            created_from=datetime(2020, 1, 1), tz="Asia/Dubai", company=COMPANY, period=PERIOD
+        )
     message = str(caught.value)
     assert all(part in message for part in (COMPANY, PERIOD, bad, "created_date"))
     assert (caught.value.company, caught.value.period, caught.value.charge_id) == (COMPANY, PERIOD, bad)
@@ -223,7 +231,9 @@ def test_a_charge_without_a_readable_created_date_names_company_period_charge_an
 
 def test_other_malformed_fields_are_kept_as_problems_for_the_period_run(sandbox):
     now = now_local(sandbox)
-    sandbox.add_charges(TAG, [{"id": "bad-amount", "amount": "12.345", "created_date": now.strftime("%Y-%m-%d-%H-%M-%S")}])
+    sandbox.add_charges(
+        TAG, [{"id": "bad-amount", "amount": "12.345", "created_date": now.strftime("%Y-%m-%d-%H-%M-%S")}]
+    )
     (charge,) = make_hook().fetch_charges(created_from=now - timedelta(days=1), tz="Asia/Dubai",
                                           company=COMPANY, period=PERIOD)  # fmt: skip
     assert charge.id == "bad-amount" and [name for name, _ in charge.problems] == ["amount"]
@@ -232,7 +242,9 @@ def test_other_malformed_fields_are_kept_as_problems_for_the_period_run(sandbox)
 def test_an_id_less_charge_is_a_data_error_in_context(sandbox):
     sandbox.add_charges(TAG, [{"_absent": ["id"]}])
     with pytest.raises(ChargeDataError) as caught:
-        make_hook().fetch_charges(created_from=datetime(2020, 1, 1), tz="Asia/Dubai", company=COMPANY, period=PERIOD)
+        make_hook().fetch_charges(
+            created_from=datetime(2020, 1, 1), tz="Asia/Dubai", company=COMPANY, period=PERIOD
+        )
     assert caught.value.company == COMPANY and caught.value.period == PERIOD and caught.value.field == "id"
 
 
@@ -270,7 +282,9 @@ def test_fetch_charges_under_each_setting(sandbox, settings):
                               {"amount": Decimal("45678.90"), "amount_currency": "USD",
                                "created_date": big.strftime("%Y-%m-%d-%H-%M-%S")}])  # fmt: skip
     created_from = now_local(sandbox) - timedelta(days=200)
-    charges = make_hook().fetch_charges(created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD)
+    charges = make_hook().fetch_charges(
+        created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD
+    )
     check(charges, truth(sandbox), created_from)
     assert any(c.fee_minor and c.fee_minor >= 100_000 for c in charges)  # four-digit fees were read
 
@@ -287,7 +301,9 @@ def test_fee_and_settlement_fields_filled_only_after_settlement(sandbox):
     sandbox.update_settings(settlement_fields_filled="after_settlement", settlement_date_before_payout="null")
     seed(sandbox, count=400, days=30)
     created_from = now_local(sandbox) - timedelta(days=30)
-    charges = make_hook().fetch_charges(created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD)
+    charges = make_hook().fetch_charges(
+        created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD
+    )
     check(charges, truth(sandbox), created_from, fees_when_settled=True, dates_when_settled=True)
     assert any(c.fee_minor is None and c.is_sale for c in charges) and any(c.fee_minor for c in charges)
 
@@ -296,7 +312,9 @@ def test_payments_resource(sandbox, served, monkeypatch):
     connect(monkeypatch, served[1] + "/manage_api/v1", resource="payments")
     seed(sandbox, count=250)
     created_from = now_local(sandbox) - timedelta(days=400)
-    charges = make_hook().fetch_charges(created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD)
+    charges = make_hook().fetch_charges(
+        created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD
+    )
     check(charges, truth(sandbox), created_from)
     assert sandbox.stats["GET /charges"] == 3  # the sandbox counts /payments under the same route
 
@@ -347,12 +365,16 @@ def test_retry_after_is_honoured_and_capped(sandbox, monkeypatch):
     assert sandbox.stats["rate_limited"] == 7
 
 
-@pytest.mark.parametrize("statuses", [[500], [502], [503], [500, 502, 503]], ids=["500", "502", "503", "cycle"])
+@pytest.mark.parametrize(
+    "statuses", [[500], [502], [503], [500, 502, 503]], ids=["500", "502", "503", "cycle"]
+)
 def test_server_faults_are_retried(sandbox, statuses):
     sandbox.update_settings(fault_every=3, fault_statuses=statuses)
     seed(sandbox)
     created_from = now_local(sandbox) - timedelta(days=400)
-    charges = make_hook().fetch_charges(created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD)
+    charges = make_hook().fetch_charges(
+        created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD
+    )
     check(charges, truth(sandbox), created_from)
     assert sandbox.stats["faults"] >= 2
 
@@ -414,7 +436,9 @@ def _pages_until_stop(state: MamoSandbox, created_from: datetime, per_page: int 
 def test_newest_first_stops_after_a_whole_older_page(sandbox):
     seed(sandbox, count=1000, days=100)
     created_from = now_local(sandbox) - timedelta(days=20)
-    charges = make_hook().fetch_charges(created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD)
+    charges = make_hook().fetch_charges(
+        created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD
+    )
     check(charges, truth(sandbox), created_from)
     expected_pages = _pages_until_stop(sandbox, created_from)
     assert sandbox.stats["GET /charges"] == expected_pages < 10
@@ -425,7 +449,9 @@ def test_other_orders_read_every_page(sandbox, order):
     sandbox.update_settings(order=order)
     seed(sandbox, count=1000, days=100)
     created_from = now_local(sandbox) - timedelta(days=20)
-    charges = make_hook().fetch_charges(created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD)
+    charges = make_hook().fetch_charges(
+        created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD
+    )
     check(charges, truth(sandbox), created_from)
     assert sandbox.stats["GET /charges"] == 10
 
@@ -434,7 +460,9 @@ def test_one_charge_per_page_oldest_first_is_not_mistaken_for_newest_first(sandb
     connect(monkeypatch, served[1] + "/manage_api/v1", per_page=1)
     sandbox.update_settings(order="oldest_first")
     old = now_local(sandbox) - timedelta(days=50)
-    sandbox.add_charges(TAG, [{"created_date": (old + timedelta(days=n)).strftime("%Y-%m-%d-%H-%M-%S")} for n in range(5)])
+    sandbox.add_charges(
+        TAG, [{"created_date": (old + timedelta(days=n)).strftime("%Y-%m-%d-%H-%M-%S")} for n in range(5)]
+    )
     charges = make_hook().fetch_charges(created_from=old + timedelta(days=3), tz="Asia/Dubai", company=COMPANY,
                                         period=PERIOD)  # fmt: skip
     assert len(charges) == 2 and sandbox.stats["GET /charges"] == 5
@@ -446,7 +474,9 @@ def test_inserts_in_the_middle_of_a_scan_cause_no_duplicates_and_no_losses(sandb
     seed(sandbox)
     before = truth(sandbox)
     created_from = now_local(sandbox) - timedelta(days=400)
-    charges = make_hook().fetch_charges(created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD)
+    charges = make_hook().fetch_charges(
+        created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD
+    )
     ids = [c.id for c in charges]
     assert len(ids) == len(set(ids))
     assert set(before) <= set(ids) <= set(truth(sandbox))
@@ -502,5 +532,25 @@ def test_the_key_never_reaches_the_logs(sandbox, capfd, caplog):
     hook = make_hook()
     hook.fetch_charges(created_from=datetime(2020, 1, 1), tz="Asia/Dubai", company=COMPANY, period=PERIOD)
     out, err = capfd.readouterr()
-    assert "read 3 Mamo charges pages" in out + err + caplog.text
+    assert "read 3 pages of Mamo /charges" in out + err + caplog.text
     assert KEY not in out + err + caplog.text
+
+
+def test_a_refused_page_size_falls_back_to_smaller_pages(sandbox):
+    sandbox.update_settings(max_per_page=25, per_page_over_max="reject")
+    seed(sandbox, count=120)
+    created_from = now_local(sandbox) - timedelta(days=400)
+    charges = make_hook().fetch_charges(
+        created_from=created_from, tz="Asia/Dubai", company=COMPANY, period=PERIOD
+    )
+    check(charges, truth(sandbox), created_from)
+    assert sandbox.stats["GET /charges"] == 2 + 5  # 100 and 50 refused, then five pages of 25
+
+
+def test_a_404_on_the_first_page_is_an_error(sandbox, served, monkeypatch):
+    connect(monkeypatch, served[1] + "/manage_api/v2")
+    with pytest.raises(MamoApiError) as caught:
+        make_hook().fetch_charges(
+            created_from=datetime(2026, 1, 1), tz="Asia/Dubai", company=COMPANY, period=PERIOD
+        )
+    assert getattr(caught.value, "status_code", None) == 404

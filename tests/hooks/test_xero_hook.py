@@ -259,7 +259,7 @@ def test_hook_is_a_discoverable_airflow_hook():
 
 def test_journal_body_matches_the_spec_with_exact_two_decimal_amounts():
     body = XeroHook.journal_body(worked_example(lines=None))
-    wire = xero_module._dumps(body).decode()
+    wire = xero_module.dumps_json(body).decode()
     assert '"LineAmount": 184.91' in wire and '"LineAmount": -184.74' in wire and '"LineAmount": 0.43' in wire
     with open(DEFAULT_SPEC_PATH, encoding="utf-8") as fh:
         spec = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -533,6 +533,22 @@ def test_two_workers_refreshing_at_once_refresh_once_and_keep_a_live_token(sandb
     store.replace(expired(store.current()))
     assert hooks[0].get_settings().base_currency == "AED"  # the stored refresh token is alive
     assert store.needs_reconnect is None
+
+
+@pytest.mark.parametrize(("reuse", "outcome"), [("grace", "refreshed"), ("single_use", "reconnect")])
+def test_a_lost_refresh_answer_is_retried_with_the_old_token(sandbox, store, hook, reuse, outcome):
+    """Why Xero's grace window matters: the retry reuses the refresh token whose answer was lost."""
+    sandbox.settings(refresh_reuse=reuse)
+    sandbox.fault(kind="lost_response", method="POST", path="/identity/connect/token", mode="drop")
+    store.replace(expired(store.current()))
+    if outcome == "refreshed":
+        assert hook.get_settings().base_currency == "AED"
+        assert len(store.saved) == 1 and store.needs_reconnect is None
+    else:
+        with pytest.raises(LedgerAuthError):
+            hook.get_settings()
+        assert store.saved == [] and "invalid_grant" in store.needs_reconnect
+    assert len(sandbox.refreshes()) == 2
 
 
 def test_invalid_grant_means_reconnect_and_is_not_retried(sandbox, store, hook):

@@ -363,8 +363,8 @@ class MamoHook(BaseHook):
         kept = [charge for charge in charges.values() if charge.created_local >= created_from]
         order = "newest first" if went_older and not went_newer else ("unordered" if went_older else "not newest first")
         self.log.info(
-            "Company %s, period %s: read %d Mamo %s pages (%d items, %d distinct charges, order %s); kept %d "
-            "created since %s; %s",
+            "Company %s, period %s: read %d pages of Mamo /%s (%d items, %d distinct charges, order %s); "
+            "kept %d created since %s; %s",
             company, period, pages, p.resource, read, len(charges), order, len(kept), created_from.isoformat(sep=" "),
             "stopped early" if stopped_early else "read to the end",
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Xero: the accounting API behind ``LedgerHook``, and the helpers of the connect flow.
+"""Xero: the accounting API behind ``LedgerHook``.
 
 Invariants (LEDGER_APIS.md §1, §5):
 
@@ -11,18 +11,19 @@ Invariants (LEDGER_APIS.md §1, §5):
 - A journal counts as posted only as Xero returns it: an id, Status POSTED, no errors or warnings,
   and the same accounts and amounts line by line.
 - Amounts cross the wire as two-decimal numbers made from ``Decimal``; tokens and secrets are never logged.
+
+The connect flow's helpers (``authorization_url``, ``exchange_code``, ``list_tenants``, ``disconnect``,
+``revoke``) live in ``xero_identity`` and are importable from here too.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from airflow.sdk import BaseHook
@@ -35,7 +36,6 @@ from mamo_revenue.errors import (
     LedgerError,
     LedgerLockedPeriod,
     LedgerRateLimited,
-    LedgerUnavailable,
     LedgerValidationError,
 )
 from mamo_revenue.hooks.ledger import (
@@ -47,70 +47,56 @@ from mamo_revenue.hooks.ledger import (
     PostedJournal,
     Side,
 )
-from mamo_revenue.hooks.oauth import expires_at, is_fresh, token_set, unverified_jwt_claims, utcnow
+from mamo_revenue.hooks.oauth import is_fresh, token_set, utcnow
 from mamo_revenue.hooks.tokens import TokenStore
+from mamo_revenue.hooks.xero_identity import (
+    DEFAULT_SCOPES,
+    RECONNECT,
+    TRANSPORT_ERRORS,
+    XERO_API_BASE,
+    XERO_AUTHORIZE_URL,
+    XERO_CONNECTIONS_URL,
+    XERO_JOURNAL_URL,
+    XERO_REVOCATION_URL,
+    XERO_TOKEN_URL,
+    GrantRejected,
+    TransientError,
+    XeroParams,
+    authorization_url,
+    check_client_credentials,
+    disconnect,
+    dumps_json,
+    exchange_code,
+    list_tenants,
+    loads_json,
+    post_token_endpoint,
+    refresh_tokens,
+    revoke,
+)
 from mamo_revenue.money import to_decimal, to_minor
 
-XERO_API_BASE = "https://api.xero.com/api.xro/2.0"
-XERO_AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
-XERO_TOKEN_URL = "https://identity.xero.com/connect/token"
-XERO_REVOCATION_URL = "https://identity.xero.com/connect/revocation"
-XERO_CONNECTIONS_URL = "https://api.xero.com/connections"
-XERO_JOURNAL_URL = "https://go.xero.com/Journal/View.aspx?invoiceID={id}"
-DEFAULT_SCOPES = "openid offline_access accounting.settings accounting.manualjournals"
+__all__ = [
+    "XeroHook",
+    "XeroParams",
+    "authorization_url",
+    "check_client_credentials",
+    "disconnect",
+    "dumps_json",
+    "exchange_code",
+    "is_retryable",
+    "list_tenants",
+    "parse_xero_date",
+    "refresh_tokens",
+    "revoke",
+]
+
 _EXTRA_PREFIX = "extra__xero__"
 _MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
-_TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
-
-RECONNECT = (
-    "Reconnect Xero for this company (Connect Xero in the Revenue accounting page) and approve access again."
-)
-
-
-@dataclass(frozen=True)
-class XeroParams:
-    """Everything a call needs from the Airflow connection; built by ``XeroHook.connection_params``."""
-
-    api_base: str
-    client_id: str
-    client_secret: str = field(repr=False)
-    token_url: str = XERO_TOKEN_URL
-    authorize_url: str = XERO_AUTHORIZE_URL
-    connections_url: str = XERO_CONNECTIONS_URL
-    revocation_url: str = XERO_REVOCATION_URL
-    journal_url: str = XERO_JOURNAL_URL  # a link a finance user can open; ``{id}`` is the ManualJournalID
-    scopes: str = DEFAULT_SCOPES
-    redirect_uri: str | None = None
-    timeout: float = 30.0  # seconds, per request (connect and read)
-    max_rate_limit_wait: float = 60.0  # longest Retry-After the hook sleeps through
-    max_attempts: int = 5  # per call, for timeouts, 5xx and short 429s
-    backoff: float = 1.0  # first wait between attempts (exponential, with jitter)
-
-
-class _Transient(Exception):
-    """One attempt failed in a way that retrying may fix (timeouts, broken connections, 5xx, short 429)."""
-
-    def __init__(self, reason: str, *, retry_after: float | None = None, problem: str | None = None):
-        super().__init__(reason)
-        self.reason, self.retry_after, self.problem = reason, retry_after, problem
-
-    def final(self) -> LedgerError:
-        if self.problem is not None:
-            return LedgerRateLimited(
-                f"Xero rate limit ({self.problem}) still exhausted after retries",
-                retry_after=self.retry_after,
-                problem=self.problem,
-            )
-        return LedgerUnavailable(f"Xero did not answer usefully after several attempts: {self.reason}")
-
-
-class _GrantRejected(Exception):
-    """The token endpoint answered ``invalid_grant``: the refresh token (or code) is dead."""
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """The retry predicate: only what ``_Transient`` marks (timeouts, broken connections, 5xx, short 429)."""
-    return isinstance(exc, _Transient)
+    """The retry predicate: only what ``TransientError`` marks (timeouts, broken connections, 5xx, short 429)."""
+    return isinstance(exc, TransientError)
 
 
 def _wait(backoff: float):
@@ -118,40 +104,11 @@ def _wait(backoff: float):
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
             return exc.retry_after
         return exponential(state)
 
     return wait
-
-
-def _loads(response: requests.Response) -> Any:
-    """JSON with exact amounts (``Decimal``); ``{}`` for an empty body."""
-    if not response.content:
-        return {}
-    try:
-        return json.loads(response.content.decode("utf-8"), parse_float=Decimal)
-    except ValueError:
-        return {"Message": response.text[:300]}
-
-
-_DECIMAL_MARK = "\u0000decimal:"
-_DECIMAL_OUT = re.compile(r'"\\u0000decimal:([^"]*)"')
-
-
-def _dumps(body: Any) -> bytes:
-    """JSON where ``Decimal`` is written as an exact number (``184.91``), never through a float."""
-
-    def prep(o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return _DECIMAL_MARK + str(o)
-        if isinstance(o, dict):
-            return {k: prep(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [prep(v) for v in o]
-        return o
-
-    return _DECIMAL_OUT.sub(r"\1", json.dumps(prep(body), ensure_ascii=False)).encode("utf-8")
 
 
 def parse_xero_date(value: str | None) -> date | None:
@@ -168,183 +125,12 @@ def parse_xero_date(value: str | None) -> date | None:
     return date.fromisoformat(value[:10])
 
 
-# --- the connect flow (used by the CLI and the UI) -------------------------------------------------
-
-
-def _post_token_endpoint(params: XeroParams, data: dict, session: requests.Session | None = None) -> dict:
-    """One call to the token endpoint, client authenticated with HTTP Basic."""
-    http = session or requests
+def _amount(value: Any) -> Decimal | None:
+    """A LineAmount as Xero returned it (parsed as Decimal), or None when absent or not a number."""
     try:
-        response = http.post(
-            params.token_url,
-            data=data,
-            auth=(params.client_id, params.client_secret),
-            headers={"Accept": "application/json"},
-            timeout=params.timeout,
-        )
-    except _TRANSPORT_ERRORS as exc:
-        raise _Transient(f"token endpoint: {type(exc).__name__}") from None
-    if response.status_code == 200:
-        return _loads(response)
-    if response.status_code == 429:
-        retry_after = float(response.headers.get("Retry-After") or 60)
-        raise _Transient(
-            "token endpoint: HTTP 429",
-            retry_after=retry_after,
-            problem=response.headers.get("X-Rate-Limit-Problem") or "Unknown",
-        )
-    if response.status_code >= 500:
-        raise _Transient(f"token endpoint: HTTP {response.status_code}")
-    error = _loads(response).get("error") if response.content else None
-    if error in ("invalid_grant", "invalid_code"):
-        raise _GrantRejected(error)
-    if error in ("invalid_client", "unauthorized_client"):
-        raise LedgerAuthError(
-            f"Xero refused the app's credentials ({error})",
-            guidance="Correct the Client ID and Client secret of the Xero connection in Airflow.",
-        )
-    raise LedgerAuthError(
-        f"Xero's token endpoint answered HTTP {response.status_code} ({error or 'no error code'})"
-    )
-
-
-def _once(call):
-    try:
-        return call()
-    except _Transient as exc:
-        raise exc.final() from None
-    except _GrantRejected as exc:
-        raise LedgerAuthError(f"Xero refused the grant ({exc.args[0]})", guidance=RECONNECT) from None
-
-
-def authorization_url(
-    params: XeroParams, state: str, code_challenge: str | None = None, *, nonce: str | None = None
-) -> str:
-    """Where to send the user to approve access (``state`` comes back on the redirect; PKCE S256 if given)."""
-    if not params.redirect_uri:
-        raise LedgerError(
-            "The Xero connection has no redirect_uri",
-            guidance="Set redirect_uri in the Xero connection's extra.",
-        )
-    query = {
-        "response_type": "code",
-        "client_id": params.client_id,
-        "redirect_uri": params.redirect_uri,
-        "scope": params.scopes,
-        "state": state,
-    }
-    if code_challenge:
-        query |= {"code_challenge": code_challenge, "code_challenge_method": "S256"}
-    if nonce:
-        query["nonce"] = nonce
-    return f"{params.authorize_url}?{urlencode(query)}"
-
-
-def _token_dict(answer: dict) -> dict:
-    claims = unverified_jwt_claims(answer.get("access_token", ""))
-    return answer | {
-        "access_expires_at": expires_at(answer.get("expires_in", 0)),
-        "auth_event_id": claims.get("authentication_event_id"),
-    }
-
-
-def exchange_code(
-    params: XeroParams,
-    code: str,
-    code_verifier: str | None = None,
-    *,
-    session: requests.Session | None = None,
-) -> dict:
-    """The callback's ``code`` → ``access_token``, ``refresh_token``, ``expires_in``, ``id_token``,
-    ``access_expires_at`` (aware UTC) and ``auth_event_id`` (to list only this consent's tenants)."""
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": params.redirect_uri or ""}
-    if code_verifier:
-        data["code_verifier"] = code_verifier
-    return _token_dict(_once(lambda: _post_token_endpoint(params, data, session)))
-
-
-def refresh_tokens(
-    params: XeroParams, refresh_token: str, *, session: requests.Session | None = None
-) -> dict:
-    """One refresh, outside any token store (the hook uses its own locked path)."""
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    return _token_dict(_once(lambda: _post_token_endpoint(params, data, session)))
-
-
-def list_tenants(
-    params: XeroParams,
-    access_token: str,
-    auth_event_id: str | None = None,
-    *,
-    session: requests.Session | None = None,
-) -> list[dict]:
-    """The organisations connected to the app (``GET /connections``), optionally of one consent only."""
-    http = session or requests
-    query = {"authEventId": auth_event_id} if auth_event_id else None
-    response = http.get(
-        params.connections_url,
-        params=query,
-        timeout=params.timeout,
-        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-    )
-    if response.status_code in (401, 403):
-        raise LedgerAuthError(
-            f"Xero refused the access token listing connections (HTTP {response.status_code})",
-            guidance=RECONNECT,
-        )
-    if response.status_code != 200:
-        raise LedgerUnavailable(f"Xero answered HTTP {response.status_code} listing connections")
-    return list(_loads(response))
-
-
-def disconnect(
-    params: XeroParams, access_token: str, connection_id: str, *, session: requests.Session | None = None
-) -> bool:
-    """``DELETE /connections/{id}``: the organisation leaves the app. False if it was already gone."""
-    http = session or requests
-    response = http.delete(
-        f"{params.connections_url}/{connection_id}",
-        timeout=params.timeout,
-        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-    )
-    if response.status_code in (401, 403):
-        raise LedgerAuthError(
-            f"Xero refused the access token disconnecting (HTTP {response.status_code})", guidance=RECONNECT
-        )
-    if response.status_code not in (200, 204, 404):
-        raise LedgerUnavailable(f"Xero answered HTTP {response.status_code} to the disconnect")
-    return response.status_code != 404
-
-
-def revoke(params: XeroParams, refresh_token: str, *, session: requests.Session | None = None) -> None:
-    """Revoke the whole grant (every token of the consent; its connections go too)."""
-    http = session or requests
-    response = http.post(
-        params.revocation_url,
-        data={"token": refresh_token},
-        timeout=params.timeout,
-        auth=(params.client_id, params.client_secret),
-    )
-    if response.status_code != 200:
-        raise LedgerError(f"Xero answered HTTP {response.status_code} to the revocation")
-
-
-def check_client_credentials(
-    params: XeroParams, *, session: requests.Session | None = None
-) -> tuple[bool, str]:
-    """Whether the token endpoint accepts the app's id and secret, without any grant: a refresh with a
-    made-up token must fail with ``invalid_grant`` (credentials fine), not ``invalid_client``."""
-    try:
-        _post_token_endpoint(
-            params, {"grant_type": "refresh_token", "refresh_token": "connection-test"}, session
-        )
-    except _GrantRejected:
-        return True, "Xero accepted the app's Client ID and secret; connect an organisation to post journals."
-    except LedgerError as exc:
-        return False, str(exc)
-    except _Transient as exc:
-        return False, f"Xero's token endpoint did not answer: {exc.reason}"
-    return False, "Xero's token endpoint accepted a made-up refresh token; check token_url."
+        return Decimal(str(value)) if value is not None and not isinstance(value, bool) else None
+    except ArithmeticError:
+        return None
 
 
 # --- the hook --------------------------------------------------------------------------------------
@@ -455,14 +241,19 @@ class XeroHook(BaseHook, LedgerHook):
             with store.refreshing() as latest:
                 if is_fresh(latest, now=self._now()) and latest.access_token != stale:
                     return latest.access_token  # another worker refreshed while we waited for the lock
-                answer = _post_token_endpoint(
-                    self.params,
-                    {"grant_type": "refresh_token", "refresh_token": latest.refresh_token},
-                    self.session,
-                )
+                try:
+                    answer = post_token_endpoint(
+                        self.params,
+                        {"grant_type": "refresh_token", "refresh_token": latest.refresh_token},
+                        self.session,
+                    )
+                except TransientError as exc:  # retried by the caller, unless the wait is too long
+                    if exc.retry_after is not None and exc.retry_after > self.params.max_rate_limit_wait:
+                        raise exc.final() from None
+                    raise
                 fresh = token_set(answer, tenant_id=latest.tenant_id, now=self._now())
                 store.save(fresh)  # committed before the lock is released, and before the token is used
-        except _GrantRejected as exc:
+        except GrantRejected as exc:
             # outside ``refreshing()``: a DB store must not wait on its own row lock
             store.mark_needs_reconnect(f"Xero answered {exc.args[0]} to a token refresh")
             raise LedgerAuthError(
@@ -508,7 +299,7 @@ class XeroHook(BaseHook, LedgerHook):
         )
         try:
             return retrying(self._attempt, method, path, params, body, idempotency_key)
-        except _Transient as exc:
+        except TransientError as exc:
             raise exc.final() from None
 
     def _attempt(
@@ -517,14 +308,14 @@ class XeroHook(BaseHook, LedgerHook):
         token = self._access_token()
         response = self._send(method, path, token, params, body, idempotency_key)
         if response.status_code == 401:
-            detail = _loads(response).get("Detail") or "Unauthorized"
+            detail = loads_json(response).get("Detail") or "Unauthorized"
             response = self._send(
                 method, path, self._access_token(stale=token), params, body, idempotency_key
             )
             if response.status_code == 401:
                 raise self._needs_reconnect(f"Xero refused a freshly refreshed access token ({detail})")
         if response.status_code == 403:
-            detail = _loads(response).get("Detail") or "Forbidden"
+            detail = loads_json(response).get("Detail") or "Forbidden"
             raise self._needs_reconnect(
                 f"Xero refused access to the organisation (HTTP 403: {detail}); "
                 "it may have been disconnected from the app"
@@ -539,9 +330,9 @@ class XeroHook(BaseHook, LedgerHook):
                     retry_after=retry_after,
                     problem=problem,
                 )
-            raise _Transient(f"HTTP 429 ({problem})", retry_after=retry_after, problem=problem)
+            raise TransientError(f"HTTP 429 ({problem})", retry_after=retry_after, problem=problem)
         if response.status_code >= 500:
-            raise _Transient(f"HTTP {response.status_code}")
+            raise TransientError(f"HTTP {response.status_code}")
         return response
 
     def _send(
@@ -558,12 +349,12 @@ class XeroHook(BaseHook, LedgerHook):
                 self.params.api_base + path,
                 params=params,
                 headers=headers,
-                data=_dumps(body) if body is not None else None,
+                data=dumps_json(body) if body is not None else None,
                 timeout=self.params.timeout,
             )
-        except _TRANSPORT_ERRORS as exc:
+        except TRANSPORT_ERRORS as exc:
             self.log.warning("Xero %s %s (tenant %s): %s", method, path, self.tenant_id, type(exc).__name__)
-            raise _Transient(type(exc).__name__) from None
+            raise TransientError(type(exc).__name__) from None
         self.log.info("Xero %s %s -> %s (tenant %s)", method, path, response.status_code, self.tenant_id)
         return response
 
@@ -571,10 +362,10 @@ class XeroHook(BaseHook, LedgerHook):
         response = self._call("GET", path, params=params)
         if response.status_code != 200:
             raise self._unexpected(response, f"GET {path}")
-        return _loads(response)
+        return loads_json(response)
 
     def _unexpected(self, response: requests.Response, what: str) -> LedgerError:
-        data = _loads(response)
+        data = loads_json(response)
         message = data.get("Message") or data.get("Detail") or data.get("Title") or response.reason
         return LedgerValidationError(
             f"Xero answered HTTP {response.status_code} to {what} for tenant {self.tenant_id}: {message}"
@@ -695,7 +486,7 @@ class XeroHook(BaseHook, LedgerHook):
         response = self._call(
             "PUT", "/ManualJournals", params={"summarizeErrors": "false"}, body=body, idempotency_key=key
         )
-        data = _loads(response)
+        data = loads_json(response)
         if response.status_code == 400:
             elements = data.get("Elements") or []
             messages = [e["Message"] for el in elements for e in el.get("ValidationErrors") or []]
@@ -744,7 +535,7 @@ class XeroHook(BaseHook, LedgerHook):
                     f"line {number}: account code {line.account_code} now belongs to account "
                     f"{have['AccountID']}, not the mapped {line.account_id}"
                 )
-            if Decimal(str(have.get("LineAmount"))) != want["LineAmount"]:
+            if _amount(have.get("LineAmount")) != want["LineAmount"]:
                 problems.append(
                     f"line {number}: amount {have.get('LineAmount')} instead of {want['LineAmount']}"
                 )
