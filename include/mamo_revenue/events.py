@@ -200,6 +200,9 @@ def derive_events(
     Raises ``ChargeDataError`` when a charge of ``period`` is malformed or a cumulative refund
     went down, and ``CurrencyPolicyError`` (naming every offending charge) when an amount to be
     recorded cannot be expressed in ``base_currency``. On error nothing is returned.
+
+    Of ``recorded`` only ``charge_id``, ``kind`` and ``cumulative_refund_minor`` are read, so a
+    caller may load just those columns (they are most of the run's memory for a long history).
     """
     label = period.label
     if period.key in closed_periods:

@@ -154,11 +154,12 @@ def build_journal(
     category's amount and event counts, for the sync history.
     """
     kinds = events["kind"].to_numpy(dtype=object)
-    amounts = events["amount_minor"].to_numpy()
+    column = events["amount_minor"]
+    if len(events) and not pd.api.types.is_integer_dtype(column.dtype):
+        raise TypeError(f"amount_minor must hold integer minor units, not {column.dtype}")
+    amounts = column.to_numpy(dtype=np.int64)  # a null amount raises here
     by_kind = {kind: kinds == kind.value for kind in EventKind}
     if len(events):
-        if amounts.dtype.kind not in "iu":
-            raise TypeError(f"amount_minor must hold integer minor units, not {amounts.dtype}")
         if (amounts <= 0).any():
             raise ValueError("every event amount must be a positive count of minor units")
         if (events["period_key"].to_numpy(dtype=object) != period.key).any():
@@ -166,7 +167,6 @@ def build_journal(
         if sum(int(mask.sum()) for mask in by_kind.values()) != len(events):
             known = {kind.value for kind in EventKind}
             raise ValueError(f"unknown event kinds {sorted(set(kinds) - known)}")
-    amounts = amounts.astype(np.int64, copy=False)
     sales = amounts[by_kind[EventKind.SALE]]
     refunds = amounts[by_kind[EventKind.REFUND]]
     gross, refunded = int(sales.sum()), int(refunds.sum())

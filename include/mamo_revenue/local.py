@@ -106,7 +106,7 @@ class Embedded:
         log = (self.var / "sandboxes.log").open("ab")
         process = subprocess.Popen(
             [str(Path(sys.executable).with_name("mamo-sandboxes")), "--mamo-port", str(self.mamo_port),
-             "--xero-port", str(self.xero_port)],
+             "--xero-port", str(self.xero_port), "--state-dir", str(self.var / "sandboxes")],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         for url in (f"http://127.0.0.1:{self.mamo_port}/_sandbox/health",

@@ -266,7 +266,7 @@ def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, l
     """Post once. A journal already in the ledger under this reference is recorded, not re-posted."""
     from mamo_revenue.db import repository as repo
     from mamo_revenue.db.session import session_scope
-    from mamo_revenue.hooks.ledger import JournalRequest, LedgerLine
+    from mamo_revenue.hooks.ledger import JournalRequest
 
     if validated["state"] != "validated":
         return validated
@@ -281,26 +281,20 @@ def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, l
         with session_scope(engine) as session:
             mapping = repo.get_mappings(session, company_id)
         ledger = ledger or ledger_hook_for(company, engine)
+        lines = tuple(_ledger_lines(journal, mapping))
         existing = ledger.find_journal(journal.reference)
-        if existing is not None and not existing.posted:
-            raise errors.LedgerConflict(
-                f"company {company_id}, period {period.label}: the ledger holds journal {existing.ledger_id} "
-                f"with reference {journal.reference} in status {existing.status}")
-        if existing is not None:
+        if existing is not None and existing.posted:
+            _require_same_lines(existing, lines, company_id, period)
             posted, how = existing, "found already posted in the ledger (an earlier attempt landed)"
         else:
-            from mamo_revenue.journal import resolve_account
-
-            lines = []
-            for line in journal.lines:
-                account = resolve_account(line.category, mapping)
-                lines.append(LedgerLine(account_id=account.account_id, account_code=account.code,
-                                        side=line.side, amount_minor=line.amount_minor,
-                                        description=line.description))
-            posted = ledger.post_journal(JournalRequest(
-                reference=journal.reference, journal_date=journal.journal_date,
-                narration=journal.narration, lines=tuple(lines)))
-            how = "posted"
+            # A journal voided in the ledger (a re-sync) is replaced under the same reference; the
+            # idempotency key names the voided one, so a retry of this post is still recognised.
+            key = journal.reference if existing is None else f"{journal.reference}:{existing.ledger_id}"
+            posted = ledger.post_journal(
+                JournalRequest(reference=journal.reference, journal_date=journal.journal_date,
+                               narration=journal.narration, lines=lines),
+                idempotency_key=key)
+            how = "posted" if existing is None else f"posted again (journal {existing.ledger_id} is {existing.status})"
         with session_scope(engine) as session:
             repo.mark_posted(session, company_id, period.key, ledger_journal_id=posted.ledger_id,
                              ledger_url=posted.url, totals=journal.totals, line_count=len(journal.lines),
@@ -310,6 +304,28 @@ def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, l
              f" ({posted.url})" if posted.url else "")
     return {"state": "posted", "period": period.label, "reference": journal.reference,
             "ledger_journal_id": posted.ledger_id, "ledger_url": posted.url, "how": how}
+
+
+def _ledger_lines(journal: Journal, mapping: dict):
+    from mamo_revenue.hooks.ledger import LedgerLine
+    from mamo_revenue.journal import resolve_account
+
+    for line in journal.lines:
+        account = resolve_account(line.category, mapping)
+        yield LedgerLine(account_id=account.account_id, account_code=account.code, side=line.side,
+                         amount_minor=line.amount_minor, description=line.description)
+
+
+def _require_same_lines(existing, lines, company_id: str, period: Period) -> None:
+    """A journal found under our reference counts as ours only if it says what we would post."""
+    def shape(items):
+        return sorted((line.account_id, str(line.side), line.amount_minor) for line in items)
+
+    if shape(existing.lines) != shape(lines):
+        raise errors.LedgerConflict(
+            f"company {company_id}, period {period.label}: ledger journal {existing.ledger_id} carries this "
+            f"period's reference but its lines differ from the journal the period's events give",
+            guidance="Void that journal in the ledger, then re-sync the period.")
 
 
 STEPS = {"extract": extract_step, "build": build_step, "validate": validate_step, "post": post_step}

@@ -425,3 +425,18 @@ def test_positions_survives_fingerprint_collisions(monkeypatch):
 def test_recorded_events_are_matched_on_non_ascii_ids():
     first = derive([charge("chargé")])
     assert len(derive([charge("chargé")], first, period=AFTER, closed=[P.key])) == 0
+
+
+def test_refund_worth_zero_fils_waits_for_the_next_increase():
+    # TRY 10.00 settled as AED 1.00 gross: 1 kuruş refunded is worth 0.1 fils, nothing to record yet.
+    weak = dict(currency="TRY", amount=1000, settlement=90, fee=9, fee_vat=1)
+    day1 = derive([charge("t", **weak)])
+    assert len(derive([charge("t", refund=1, **weak)], day1, period=AFTER, closed=[P.key])) == 0
+    later = derive([charge("t", refund=10, **weak)], day1, period=AFTER, closed=[P.key])
+    assert table(later) == {("refund:t:10", 1)}
+
+
+def test_recorded_needs_only_charge_kind_and_cumulative_columns():
+    first = derive([charge(refund=100)])
+    slim = first[["charge_id", "kind", "cumulative_refund_minor"]]
+    assert len(derive([charge(refund=100)], slim, period=AFTER, closed=[P.key])) == 0

@@ -79,8 +79,11 @@ class LedgerHook(abc.ABC):
         """The journal carrying ``reference`` in the ledger, if any (voided ones included, ``posted`` False)."""
 
     @abc.abstractmethod
-    def post_journal(self, request: JournalRequest) -> PostedJournal:
-        """Post once; a retried call with the same reference never creates a second journal."""
+    def post_journal(self, request: JournalRequest, *, idempotency_key: str | None = None) -> PostedJournal:
+        """Post once; a retried call with the same reference (or key) never creates a second journal.
+
+        ``idempotency_key`` defaults to the reference; a deliberate re-post after a void passes a new one.
+        """
 
     @abc.abstractmethod
     def test_connection(self) -> tuple[bool, str]: ...
