@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -208,3 +209,40 @@ def test_no_connection_yet(engine, company, cipher):
 def test_reading_with_the_wrong_secret_fails_clearly(engine, store):
     with pytest.raises(TokenDecryptionError):
         DbTokenStore(engine, "acme", TokenCipher("not the secret")).current()
+
+
+# --- per-grant values (Zoho's data centre) -----------------------------------------------------------------
+
+
+ZOHO_EXTRA = {"api_domain": "https://www.zohoapis.eu", "accounts_server": "https://accounts.zoho.eu"}
+
+
+def test_grant_extra_is_stored_with_the_grant_and_survives_refreshes(engine, company, cipher):
+    with session_scope(engine) as session:
+        connect_ledger(
+            session,
+            company,
+            platform="zoho_books",
+            tokens=TokenSet("a0", "r0", EXPIRES, tenant_id="20026112001", extra=ZOHO_EXTRA),
+            cipher=cipher,
+        )
+    store = DbTokenStore(engine, company, cipher)
+    assert store.current().extra == ZOHO_EXTRA
+    stored = _stored_columns(engine)["grant_extra"]  # plain JSON (a str through the SQLite text query)
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == ZOHO_EXTRA
+
+    with store.refreshing() as latest:  # a refresh answer without the values keeps the grant's
+        store.save(TokenSet("a1", latest.refresh_token, EXPIRES + timedelta(hours=1), latest.tenant_id))
+    assert store.current().extra == ZOHO_EXTRA and store.current().access_token == "a1"
+    assert "zohoapis" not in repr(store.current())
+
+
+def test_a_new_grant_replaces_the_old_grants_extra(engine, store, cipher, company):
+    with session_scope(engine) as session:
+        connect_ledger(
+            session, company, platform="zoho_books", tokens=TokenSet("a", "r", EXPIRES, extra=ZOHO_EXTRA),
+            cipher=cipher,
+        )
+    with session_scope(engine) as session:
+        connect_ledger(session, company, platform="xero", tokens=TokenSet("a", "r", EXPIRES), cipher=cipher)
+    assert store.current().extra == {}

@@ -204,6 +204,7 @@ def connect_ledger(
     row.platform = platform
     row.tenant_name = tenant_name
     row.connected_at = now
+    row.grant_extra = None  # a new grant brings its own values (or none), never the old grant's
     store_tokens(row, tokens, cipher, now=now)
     session.flush()
     return row
@@ -236,6 +237,8 @@ def store_tokens(
     row.access_expires_at = tokens.access_expires_at
     if tokens.tenant_id is not None:
         row.tenant_id = tokens.tenant_id
+    if tokens.extra:  # a refresh that carries none keeps the grant's (the data centre never changes)
+        row.grant_extra = dict(tokens.extra)
     row.refreshed_at = now or utcnow()
     row.status = ConnectionStatus.CONNECTED.value
     row.status_reason = None
@@ -250,4 +253,5 @@ def read_tokens(row: LedgerConnection, cipher: TokenCipher) -> TokenSet:
         refresh_token=cipher.decrypt(row.refresh_token_enc),
         access_expires_at=row.access_expires_at,
         tenant_id=row.tenant_id,
+        extra=dict(row.grant_extra or {}),
     )

@@ -279,6 +279,9 @@ class LedgerConnection(Base):
     status_reason: Mapped[str | None] = mapped_column(sa.Text())
     connected_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     refreshed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: Values the ledger tied to the grant (``TokenSet.extra``): Zoho's ``api_domain`` and
+    #: ``accounts_server``, i.e. the grant's data centre. Not secret, so kept as plain JSON.
+    grant_extra: Mapped[dict[str, str] | None] = mapped_column(sa.JSON())
 
     @validates("status")
     def _check_status(self, _key: str, value: str) -> str:
