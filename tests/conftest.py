@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -36,4 +37,10 @@ def pytest_configure(config):
         home = tempfile.mkdtemp(prefix="mamo-airflow-test-")
         os.environ["AIRFLOW_HOME"] = home
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    # Airflow reads its DAG folder once, at import: the project's own.
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+
+
+#: The product around a test (PostgreSQL product DB, sandboxes, a connected company): tests/worldkit.py.
+pytest_plugins = ["worldkit"]

@@ -297,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     history.set_defaults(func=cmd_history)
 
     args = parser.parse_args(argv)
+    import logging
+
+    for noisy in ("alembic", "airflow.task.hooks"):  # the commands print what matters themselves
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command not in ("run", "demo"):
         _use_local_connections_if_unset()
     try:

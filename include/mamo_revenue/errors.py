@@ -21,6 +21,11 @@ class MamoRevenueError(Exception):
     def __str__(self) -> str:
         return f"{self.args[0]} (what to do: {self.guidance})"
 
+    def with_guidance(self, guidance: str) -> MamoRevenueError:
+        """The same error with more specific guidance (returns ``self``, for ``raise … .with_guidance()``)."""
+        self.guidance = guidance
+        return self
+
 
 # --- Mamo data -------------------------------------------------------------------------------------
 

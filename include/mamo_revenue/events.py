@@ -1,25 +1,35 @@
-"""Charge snapshots → the revenue events a run for one period records (ACCOUNTING.md, "Events").
+"""Charge states → the revenue events a run for one period records (ACCOUNTING.md, "Events").
 
-``derive_events`` is a pure function of the snapshots Mamo shows now, the events already recorded
-for the company, the period being synced and the set of periods already closed. It returns only
-NEW events, every one of them recognised in the period being synced, so that:
+``derive_events`` is a pure function of one frame, the *charge state* frame: each charge as Mamo
+shows it now joined with what is already recorded for it (sale, fee and fee VAT recorded or not,
+the largest cumulative refund recorded). The product DB computes that join in SQL
+(``db.snapshots.load_charge_state_frame``); ``charge_state_frame`` computes the same frame from
+snapshots and recorded events in memory (tests, tools). Given the period being synced and the set
+of periods already closed, it returns only NEW events, every one of them recognised in the period
+being synced, so that:
 
-* a sale, its fee and its fee VAT are recorded once per charge (keys ``sale:<id>``, ``fee:<id>``,
-  ``fee_vat:<id>``), in the charge's own period, or in the period being synced when the charge's
-  own period is already closed (a posted journal is never changed);
-* a refund is recorded once per (charge, cumulative refund) (key ``refund:<id>:<cumulative>``),
-  and the refund events of a charge add up to its cumulative refund converted to base currency;
+* a sale, its fee and its fee VAT are recorded once per charge, in the charge's own period, or in
+  the period being synced when the charge's own period is already closed (a posted journal is
+  never changed);
+* a refund is recorded once per (charge, cumulative refund), and the refund events of a charge add
+  up to its cumulative refund converted to base currency;
 * every amount is a positive count of base-currency minor units, computed in int64 (never floats).
 
+New events carry no ``event_key``: ``event_key`` builds the append-only store's keys
+(``sale:<id>``, ``fee:<id>``, ``fee_vat:<id>``, ``refund:<id>:<cumulative>``), and
+``db.snapshots.record_events`` builds them only for the rows it inserts.
+
 The choices the contract left open are written down in ``docs/POLICY_CHOICES.md`` ("Events").
-Everything here is vectorised: no Python loop runs per charge.
+Everything here is vectorised: no Python loop runs per charge, and no text is compared per row
+(the loader hands low-cardinality text over as ``category`` columns, compared by code).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,39 +47,90 @@ class EventKind(StrEnum):
     REFUND = "refund"
 
 
-#: The snapshots DataFrame: column → dtype (DESIGN.md, "Snapshots DataFrame").
-SNAPSHOT_DTYPES = {
+#: The snapshots DataFrame: column → dtype (DESIGN.md, "Snapshots DataFrame"). Text other than the
+#: charge id is ``category`` (null: NaN); minor units int64, nullable ``Int64`` where Mamo may
+#: send null.
+SNAPSHOT_DTYPES: Mapping[str, Any] = {
     "charge_id": object,
-    "status": object,
+    "status": "category",
     "created_local": "datetime64[ns]",
-    "currency": object,
+    "currency": "category",
     "amount_minor": "int64",
     "refund_minor": "int64",
-    "settlement_currency": object,
+    "settlement_currency": "category",
     "settlement_minor": "Int64",
     "fee_minor": "Int64",
     "fee_vat_minor": "Int64",
-    "fee_currency": object,
-    "problems": object,
+    "fee_currency": "category",
+    "problems": "category",
 }
+#: What is already recorded for each charge (DESIGN.md, "Snapshots DataFrame").
+RECORDED_DTYPES: Mapping[str, Any] = {
+    "sale_recorded": "bool",
+    "fee_recorded": "bool",
+    "fee_vat_recorded": "bool",
+    "refund_recorded_minor": "int64",
+}
+#: The charge state frame, input of ``derive_events``: a snapshot row and its recorded state.
+CHARGE_STATE_DTYPES: Mapping[str, Any] = {**SNAPSHOT_DTYPES, **RECORDED_DTYPES}
 SNAPSHOT_COLUMNS = tuple(SNAPSHOT_DTYPES)
+RECORDED_COLUMNS = tuple(RECORDED_DTYPES)
+CHARGE_STATE_COLUMNS = tuple(CHARGE_STATE_DTYPES)
+#: Events as the product DB stores and returns them (``revenue_events``).
 EVENT_COLUMNS = ("event_key", "kind", "charge_id", "period_key", "amount_minor", "cumulative_refund_minor")
+#: Events ``derive_events`` returns: not recorded yet, so without a key.
+NEW_EVENT_COLUMNS = ("charge_id", "kind", "period_key", "amount_minor", "cumulative_refund_minor")
+#: ``kind`` of new events: a category, codes in this order.
+KIND_DTYPE = pd.CategoricalDtype([kind.value for kind in EventKind])
 
 _NS_PER_DAY = 86_400 * 10**9
 _EPOCH = date(1970, 1, 1)
 _INT64_MAX = 2**63 - 1
 #: More distinct days than this in one run's snapshots: look periods up per unique day instead.
 _MAX_DAY_TABLE = 200_000
+_SALE_STATUSES = tuple(sorted(str(status) for status in CAPTURED_STATUSES))
 
 
 # --- frames ------------------------------------------------------------------------------------------
 
 
+def typed_frame(data: Mapping[str, Any], dtypes: Mapping[str, Any] = CHARGE_STATE_DTYPES) -> pd.DataFrame:
+    """Columns (sequences of Python values, as a DB driver returns them, or arrays) → a frame of
+    ``dtypes``: the one place the snapshot and charge state frames get their dtypes.
+
+    Text columns become ``category`` (None → NaN), except ``charge_id`` (object) and ``problems``
+    (None → ""); minor units int64 (a null is refused) or nullable ``Int64``; recorded flags bool.
+    """
+    columns: dict[str, Any] = {}
+    for name, dtype in dtypes.items():
+        values = data[name]
+        if dtype is object:
+            columns[name] = _objects(values)
+        elif dtype == "category":
+            categorical = pd.Categorical(_objects(values))
+            if name == "problems" and (categorical.codes < 0).any():
+                if "" not in categorical.categories:
+                    categorical = categorical.add_categories([""])
+                categorical = categorical.fillna("")
+            columns[name] = categorical
+        elif dtype == "datetime64[ns]":
+            columns[name] = pd.Series(values, dtype="datetime64[ns]").array
+        elif dtype == "Int64":
+            columns[name] = pd.array(values, dtype="Int64")
+        elif dtype == "int64":
+            array = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=np.int64)
+            if array.dtype.kind not in "iub" and array.size:
+                raise TypeError(f"column {name} must hold integers, not {array.dtype}")
+            columns[name] = array.astype(np.int64, copy=False)
+        else:
+            columns[name] = np.asarray(values, dtype=dtype)
+    return pd.DataFrame(columns, columns=list(dtypes), copy=False)
+
+
 def charges_frame(charges: Iterable[Charge]) -> pd.DataFrame:
     """Parsed charges as the snapshots DataFrame (DESIGN.md, "Snapshots DataFrame").
 
-    Minor units are int64 (nullable ``Int64`` where Mamo may send null); ``problems`` is
-    ``"field: problem; …"``, empty when the charge is clean.
+    ``problems`` is ``"field: problem; …"``, empty when the charge is clean.
     """
     rows = [
         (c.id, str(c.status), c.created_local, c.currency, c.amount_minor, c.refund_minor, c.settlement_currency,
@@ -78,19 +139,75 @@ def charges_frame(charges: Iterable[Charge]) -> pd.DataFrame:
         for c in charges
     ]  # fmt: skip
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(SNAPSHOT_COLUMNS)
-    return pd.DataFrame(
-        {
-            name: pd.Series(values, dtype=SNAPSHOT_DTYPES[name])
-            for name, values in zip(SNAPSHOT_COLUMNS, columns, strict=True)
-        }
+    return typed_frame(dict(zip(SNAPSHOT_COLUMNS, columns, strict=True)), SNAPSHOT_DTYPES)
+
+
+def charge_state_frame(snapshots: pd.DataFrame, recorded: pd.DataFrame) -> pd.DataFrame:
+    """Each snapshot row joined with what ``recorded`` (events) holds for its charge.
+
+    The in-memory twin of ``db.snapshots.load_charge_state_frame`` (which joins in SQL): adds
+    ``sale_recorded``, ``fee_recorded``, ``fee_vat_recorded`` (a recorded event of that kind) and
+    ``refund_recorded_minor`` (the largest cumulative refund recorded, 0 when none). Of
+    ``recorded`` only ``charge_id``, ``kind`` and ``cumulative_refund_minor`` are read; events of
+    charges not in ``snapshots`` are ignored. Raises ``ValueError`` when a charge id appears twice
+    in ``snapshots`` (the product DB keeps one snapshot per charge) or a matched refund event has
+    no cumulative amount.
+    """
+    ids = pd.Index(snapshots["charge_id"].to_numpy(dtype=object), dtype=object)
+    if not ids.is_unique:
+        duplicated = ids[ids.duplicated()].unique()[:10].tolist()
+        raise ValueError(f"snapshots hold a charge more than once: {duplicated}")
+    size = len(ids)
+    flags = {kind: np.zeros(size, dtype=bool) for kind in (EventKind.SALE, EventKind.FEE, EventKind.FEE_VAT)}
+    previous = np.zeros(size, dtype=np.int64)
+    if len(recorded):
+        position = ids.get_indexer(pd.Index(recorded["charge_id"].to_numpy(dtype=object), dtype=object))
+        kind = recorded["kind"].to_numpy(dtype=object)
+        seen = position >= 0
+        for event_kind, done in flags.items():
+            done[position[seen & (kind == event_kind.value)]] = True
+        refunds = np.flatnonzero(seen & (kind == EventKind.REFUND.value))
+        if refunds.size:
+            cumulative, known = _ints(recorded["cumulative_refund_minor"], "cumulative_refund_minor", refunds)
+            if not known.all():
+                raise ValueError("a recorded refund event has no cumulative_refund_minor")
+            np.maximum.at(previous, position[refunds], cumulative)
+    frame = snapshots.loc[:, list(SNAPSHOT_COLUMNS)].reset_index(drop=True)
+    frame["sale_recorded"] = flags[EventKind.SALE]
+    frame["fee_recorded"] = flags[EventKind.FEE]
+    frame["fee_vat_recorded"] = flags[EventKind.FEE_VAT]
+    frame["refund_recorded_minor"] = previous
+    return frame
+
+
+def event_key(kind: str, charge_id: str, cumulative_refund_minor: int | None = None) -> str:
+    """The append-only store's key: ``sale:<id>``, ``fee:<id>``, ``fee_vat:<id>``,
+    ``refund:<id>:<cumulative minor units>``."""
+    kind = EventKind(kind)
+    if kind is EventKind.REFUND:
+        if cumulative_refund_minor is None or cumulative_refund_minor is pd.NA:
+            raise ValueError(f"refund event of charge {charge_id!r} has no cumulative_refund_minor")
+        return f"refund:{charge_id}:{int(cumulative_refund_minor)}"
+    return f"{kind.value}:{charge_id}"
+
+
+def event_keys(events: pd.DataFrame) -> list[str]:
+    """``event_key`` of every row of an events frame (one Python call per row: not for hot paths)."""
+    cumulative = (
+        events["cumulative_refund_minor"].tolist()
+        if "cumulative_refund_minor" in events.columns
+        else [None] * len(events)
     )
+    return [
+        event_key(kind, charge_id, value)
+        for kind, charge_id, value in zip(events["kind"], events["charge_id"], cumulative, strict=True)
+    ]
 
 
-def events_frame(
-    event_key, kind, charge_id, period_key, amount_minor, cumulative_refund_minor=None
-) -> pd.DataFrame:
-    """An events DataFrame with the contract's dtypes; arrays or lists, all of one length.
+def events_frame(kind, charge_id, period_key, amount_minor, cumulative_refund_minor=None) -> pd.DataFrame:
+    """A new-events DataFrame (``NEW_EVENT_COLUMNS``) from arrays or lists, all of one length.
 
+    Text columns are object here (any kind is accepted; ``build_journal`` refuses unknown ones).
     ``cumulative_refund_minor`` is None (all null) or a sequence with None/NA for non-refunds.
     Amounts must be integers: a float is refused, never truncated.
     """
@@ -106,9 +223,8 @@ def events_frame(
         cumulative = pd.array(cumulative_refund_minor, dtype="Int64")
     return pd.DataFrame(
         {
-            "event_key": _objects(event_key),
-            "kind": _objects(kind),
             "charge_id": _objects(charge_id),
+            "kind": _objects(kind),
             "period_key": _objects(period_key),
             "amount_minor": amount,
             "cumulative_refund_minor": cumulative,
@@ -116,16 +232,53 @@ def events_frame(
     )
 
 
-def empty_events() -> pd.DataFrame:
-    return events_frame([], [], [], [], [])
+def empty_events(period_key: str | None = None) -> pd.DataFrame:
+    """No new events, with the dtypes ``derive_events`` returns."""
+    none = np.zeros(0, dtype=np.int64)
+    return _new_events(period_key, np.zeros(0, dtype=object), none.astype(np.int8), none, none)
 
 
 def _objects(values) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype == object:
         return values
+    if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
+        return np.asarray(values.astype(object))
     array = np.empty(len(values), dtype=object)
     array[:] = list(values)
     return array
+
+
+def text_in(column: pd.Series, values: Iterable[str]) -> np.ndarray:
+    """Per row, whether a text column holds one of ``values`` (a null never does).
+
+    A ``category`` column is compared once per category and then by integer code; an object
+    column row by row.
+    """
+    wanted = [str(value) for value in values]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        hits = np.flatnonzero(column.cat.categories.isin(wanted)).tolist()  # Python ints: int8 stays int8
+        mask = codes == hits[0] if hits else np.zeros(codes.size, dtype=bool)
+        for code in hits[1:]:
+            mask |= codes == code
+        return mask
+    return column.isin(wanted).to_numpy(dtype=bool)
+
+
+def _non_empty(column: pd.Series) -> np.ndarray:
+    """Per row, whether a text column holds a non-empty text ("" and nulls do not)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        mask = codes >= 0
+        for code in np.flatnonzero(column.cat.categories == "").tolist():
+            mask &= codes != code
+        return mask
+    return column.to_numpy(dtype=object).astype(bool)
+
+
+def _texts(column: pd.Series, rows: np.ndarray) -> list[str | None]:
+    """The text of a few rows, None where null (for error messages)."""
+    return [None if pd.isna(value) else str(value) for value in column.iloc[rows].tolist()]
 
 
 # --- integer helpers -------------------------------------------------------------------------------
@@ -143,7 +296,7 @@ def mul_div_half_up(a: np.ndarray, b, denominator) -> np.ndarray:
     den = np.asarray(denominator, dtype=np.int64)
     if a.size == 0:
         return np.zeros(np.broadcast(a, b, den).shape, dtype=np.int64)
-    if (a < 0).any() or (b < 0).any() or (den <= 0).any():
+    if a.min() < 0 or b.min() < 0 or den.min() <= 0:
         raise ValueError("mul_div_half_up needs a, b ≥ 0 and a positive denominator")
     if 2 * int(a.max()) * int(b.max()) + int(den.max()) <= _INT64_MAX:
         return (2 * a * b + den) // (2 * den)
@@ -163,15 +316,24 @@ def _ints(column: pd.Series, name: str, rows: np.ndarray | None = None) -> tuple
         raise TypeError(f"column {name} must hold integer minor units, not {dtype}")
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):
         array = column.array
+        if rows is not None:
+            array = array.take(rows)
         known = ~np.asarray(array.isna())
         values = array.to_numpy(dtype=np.int64, na_value=0)
-    else:
-        values = column.to_numpy(dtype=np.int64)
-        known = None
+        return values, known
+    values = column.to_numpy(dtype=np.int64)
     if rows is not None:
         values = values[rows]
-        known = None if known is None else known[rows]
-    return values, (np.ones(values.size, dtype=bool) if known is None else known)
+    return values, np.ones(values.size, dtype=bool)
+
+
+def _flags(column: pd.Series, name: str) -> np.ndarray:
+    """A recorded-state flag column; it must be boolean, without nulls."""
+    if not pd.api.types.is_bool_dtype(column.dtype):
+        raise TypeError(f"column {name} must be boolean, not {column.dtype}")
+    if column.hasnans:
+        raise ValueError(f"column {name} has nulls")
+    return column.to_numpy(dtype=bool)
 
 
 def _local_ns(column: pd.Series) -> np.ndarray:
@@ -185,95 +347,103 @@ def _local_ns(column: pd.Series) -> np.ndarray:
 
 
 def derive_events(
-    snapshots: pd.DataFrame,
-    recorded: pd.DataFrame,
+    charges: pd.DataFrame,
     *,
     period: Period,
     base_currency: str,
     closed_periods: set[str],
     company: str,
 ) -> pd.DataFrame:
-    """The events a run for ``period`` records now; none already in ``recorded``.
+    """The events a run for ``period`` records now, given each charge's state (``CHARGE_STATE_COLUMNS``).
 
-    ``closed_periods`` holds the keys of the periods whose run has finished (posted or nothing to
-    post): their journals never change, so late data of those periods lands in ``period``.
-    Raises ``ChargeDataError`` when a charge of ``period`` is malformed or a cumulative refund
-    went down, and ``CurrencyPolicyError`` (naming every offending charge) when an amount to be
-    recorded cannot be expressed in ``base_currency``. On error nothing is returned.
+    ``charges`` holds one row per charge (the snapshots' primary key guarantees it; not re-checked
+    here) with what is already recorded for it, as ``load_charge_state_frame`` or
+    ``charge_state_frame`` build it. ``closed_periods`` holds the keys of the periods whose run has
+    finished (posted or nothing to post): their journals never change, so late data of those
+    periods lands in ``period``. Raises ``ChargeDataError`` when a charge of ``period`` is
+    malformed or a cumulative refund went down, and ``CurrencyPolicyError`` (naming every offending
+    charge) when an amount to be recorded cannot be expressed in ``base_currency``. On error
+    nothing is returned.
 
-    Of ``recorded`` only ``charge_id``, ``kind`` and ``cumulative_refund_minor`` are read, so a
-    caller may load just those columns (they are most of the run's memory for a long history).
+    Returns ``NEW_EVENT_COLUMNS``: ``charge_id`` object, ``kind`` category (``KIND_DTYPE``),
+    ``period_key`` category, ``amount_minor`` int64, ``cumulative_refund_minor`` Int64 (refunds only).
     """
     label = period.label
     if period.key in closed_periods:
         raise ValueError(f"company {company}, period {label} is closed: a posted journal never changes")
-    if len(snapshots) == 0:
-        return empty_events()
+    missing = [name for name in CHARGE_STATE_COLUMNS if name not in charges.columns]
+    if missing:
+        raise ValueError(
+            f"the charge state frame lacks {', '.join(missing)}: build it with "
+            "db.snapshots.load_charge_state_frame or events.charge_state_frame"
+        )
+    if len(charges) == 0:
+        return empty_events(period.key)
     base = base_currency.upper()
-    created = _local_ns(snapshots["created_local"])
+    created = _local_ns(charges["created_local"])
     start = _ns(period.first_day)
     in_period = (created >= start) & (created < _ns(period.end_day))
     before = created < start
 
-    all_ids = snapshots["charge_id"].to_numpy(dtype=object)
-    problems = snapshots["problems"].to_numpy(dtype=object)
-    has_problem = problems.astype(bool)  # "" and None: clean
-    _raise_for_bad_charges(all_ids, problems, in_period & has_problem, company=company, label=label)
+    has_problem = _non_empty(charges["problems"])
+    _raise_for_bad_charges(charges, in_period & has_problem, company=company, label=label)
 
-    sale_status = snapshots["status"].isin([str(s) for s in CAPTURED_STATUSES]).to_numpy()
-    live = np.flatnonzero(sale_status & ~has_problem & (in_period | before))  # own period ≤ P, clean sales
-    if live.size == 0:
-        return empty_events()
-    ids = all_ids[live]
-    takes_once = in_period[live]  # sale, fee and fee VAT: the own period, or a closed earlier one
-    live_before = before[live]
-    if live_before.any():
-        takes_once |= live_before & _closed_days(created[live] // _NS_PER_DAY, period, closed_periods)
+    # Own period ≤ P, clean, with a sale status: the only charges that can produce events. Every
+    # array below is one value per row of ``charges`` (no gathers); ``live`` masks the rest out.
+    live = text_in(charges["status"], _SALE_STATUSES) & ~has_problem & (in_period | before)
+    if not live.any():
+        return empty_events(period.key)
+    takes_once = live & in_period  # sale, fee and fee VAT: the own period, or a closed earlier one
+    late = np.flatnonzero(live & before)
+    if late.size:
+        takes_once[late] = _closed_days(created[late] // _NS_PER_DAY, period, closed_periods)
 
-    amount, _ = _ints(snapshots["amount_minor"], "amount_minor", live)
-    refund, _ = _ints(snapshots["refund_minor"], "refund_minor", live)
-    settlement, settlement_known = _ints(snapshots["settlement_minor"], "settlement_minor", live)
-    fee, fee_known = _ints(snapshots["fee_minor"], "fee_minor", live)
-    fee_vat, fee_vat_known = _ints(snapshots["fee_vat_minor"], "fee_vat_minor", live)
-    in_base = snapshots["currency"].to_numpy(dtype=object)[live] == base
+    amount, _ = _ints(charges["amount_minor"], "amount_minor")
+    refund, _ = _ints(charges["refund_minor"], "refund_minor")
+    settlement, settlement_known = _ints(charges["settlement_minor"], "settlement_minor")
+    fee, fee_known = _ints(charges["fee_minor"], "fee_minor")
+    fee_vat, fee_vat_known = _ints(charges["fee_vat_minor"], "fee_vat_minor")
+    in_base = text_in(charges["currency"], [base])
     gross_known = in_base | (settlement_known & fee_known & fee_vat_known)
     gross = np.where(in_base, amount, settlement + fee + fee_vat)
 
-    sale_done, fee_done, fee_vat_done, previous = _recorded_state(ids, recorded)
-    _raise_if_refunds_went_down(ids, refund, previous, company=company, label=label)
-
-    new_sale = takes_once & gross_known & ~sale_done & (gross > 0)
-    new_fee = takes_once & fee_known & ~fee_done & (fee > 0)
-    new_fee_vat = takes_once & fee_vat_known & ~fee_vat_done & (fee_vat > 0)
-    rising = gross_known & (refund > previous)
-    foreign_gross, new_fees = (new_sale | rising) & ~in_base, new_fee | new_fee_vat
-    _check_currencies(snapshots, live, ids, foreign_gross, new_fees, base, company=company, label=label)
-
-    new_sale, new_fee, new_fee_vat, rising = (
-        np.flatnonzero(m) for m in (new_sale, new_fee, new_fee_vat, rising)
+    previous, known = _ints(charges["refund_recorded_minor"], "refund_recorded_minor")
+    if not known.all():
+        raise ValueError("refund_recorded_minor has nulls: 0 means no refund recorded")
+    _raise_if_refunds_went_down(
+        charges, live & (refund < previous), refund, previous, company=company, label=label
     )
+
+    new_sale = takes_once & gross_known & (gross > 0) & ~_flags(charges["sale_recorded"], "sale_recorded")
+    new_fee = takes_once & fee_known & (fee > 0) & ~_flags(charges["fee_recorded"], "fee_recorded")
+    new_fee_vat = (
+        takes_once & fee_vat_known & (fee_vat > 0) & ~_flags(charges["fee_vat_recorded"], "fee_vat_recorded")
+    )
+    rising = live & gross_known & (refund > previous)
+    foreign_gross, new_fees = (new_sale | rising) & ~in_base, new_fee | new_fee_vat
+    _check_currencies(charges, foreign_gross, new_fees, base, company=company, label=label)
+
+    rising = np.flatnonzero(rising)
     increase = _refund_increase(
         refund[rising], previous[rising], gross[rising], amount[rising], in_base[rising]
     )
     worth = increase > 0  # an increase worth 0 fils waits for the next one
-    new_refund, increase = rising[worth], increase[worth]
-    parts = (
-        (EventKind.SALE, new_sale, gross[new_sale]),
-        (EventKind.FEE, new_fee, fee[new_fee]),
-        (EventKind.FEE_VAT, new_fee_vat, fee_vat[new_fee_vat]),
-        (EventKind.REFUND, new_refund, increase),
-    )
-    return _events(period.key, ids, parts, refund[new_refund])
+    new_refund = rising[worth]
+    parts = [np.flatnonzero(mask) for mask in (new_sale, new_fee, new_fee_vat)] + [new_refund]
+    amounts = np.concatenate([gross[parts[0]], fee[parts[1]], fee_vat[parts[2]], increase[worth]])
+    kinds = np.repeat(np.arange(len(parts), dtype=np.int8), [rows.size for rows in parts])  # KIND_DTYPE order
+    charge_ids = charges["charge_id"].to_numpy(dtype=object)[np.concatenate(parts)]
+    return _new_events(period.key, charge_ids, kinds, amounts, refund[new_refund])
 
 
-def _raise_if_refunds_went_down(ids, refund, previous, *, company: str, label: str) -> None:
-    """A cumulative refund below one already recorded needs an accountant, not the pipeline."""
-    went_down = np.flatnonzero(refund < previous)
-    if went_down.size:
-        first = went_down[0]
-        more = f" ({went_down.size - 1} more charge(s) alike)" if went_down.size > 1 else ""
+def _raise_if_refunds_went_down(charges, went_down, refund, previous, *, company: str, label: str) -> None:
+    """A cumulative refund below one already recorded (rows ``went_down``) needs an accountant."""
+    rows = np.flatnonzero(went_down)
+    if rows.size:
+        first = rows[0]
+        more = f" ({rows.size - 1} more charge(s) alike)" if rows.size > 1 else ""
         raise ChargeDataError(
-            ids[first],
+            str(charges["charge_id"].iloc[first]),
             "refund_amount",
             f"cumulative refund went down from {format_minor(int(previous[first]))} to "
             f"{format_minor(int(refund[first]))} after refunds were recorded; a reversal needs an "
@@ -285,21 +455,20 @@ def _ns(day: date) -> int:
     return (day - _EPOCH).days * _NS_PER_DAY
 
 
-def _raise_for_bad_charges(
-    ids: np.ndarray, problems: np.ndarray, bad: np.ndarray, *, company: str, label: str
-):
+def _raise_for_bad_charges(charges: pd.DataFrame, bad: np.ndarray, *, company: str, label: str):
     """Raise ``ChargeDataError`` for the first malformed charge of the period, counting the others."""
     if not bad.any():
         return
     rows = np.flatnonzero(bad)
-    first_problem = str(problems[rows[0]]).split("; ")[0]
-    field, _, problem = first_problem.partition(": ")
+    shown = rows[:11]
+    ids, problems = _texts(charges["charge_id"], shown), _texts(charges["problems"], shown)
+    field, _, problem = str(problems[0]).split("; ")[0].partition(": ")
     if rows.size > 1:
-        others = ", ".join(f"{ids[i]} ({problems[i]})" for i in rows[1:11])
+        others = ", ".join(f"{ids[i]} ({problems[i]})" for i in range(1, shown.size))
         problem += f"; {rows.size - 1} more bad charge(s) in this period: {others}"
         if rows.size > 11:
             problem += ", …"
-    raise ChargeDataError(ids[rows[0]], field, problem).in_context(company=company, period=label)
+    raise ChargeDataError(str(ids[0]), field, problem).in_context(company=company, period=label)
 
 
 def _closed_days(days: np.ndarray, period: Period, closed_periods: set[str]) -> np.ndarray:
@@ -325,106 +494,31 @@ def _is_closed(day_number: int, frequency: Frequency, closed_periods: set[str]) 
     return Period.containing(_EPOCH + timedelta(days=day_number), frequency).key in closed_periods
 
 
-def _recorded_state(ids: np.ndarray, recorded: pd.DataFrame):
-    """Per charge: sale, fee and fee-VAT already recorded, and the largest cumulative refund recorded.
-
-    One exact join of the recorded events' charge ids onto the snapshot rows; then flags by kind.
-    """
-    n = ids.size
-    sale_done, fee_done, fee_vat_done = (np.zeros(n, dtype=bool) for _ in range(3))
-    previous = np.zeros(n, dtype=np.int64)
-    if len(recorded) == 0:
-        _require_unique(pd.Index(ids, dtype=object))
-        return sale_done, fee_done, fee_vat_done, previous
-    position = _positions(ids, recorded["charge_id"].to_numpy(dtype=object))
-    kind = recorded["kind"].to_numpy(dtype=object)
-    seen = position >= 0
-    for done, name in (
-        (sale_done, EventKind.SALE),
-        (fee_done, EventKind.FEE),
-        (fee_vat_done, EventKind.FEE_VAT),
-    ):
-        done[position[seen & (kind == name.value)]] = True
-    refunds = np.flatnonzero(seen & (kind == EventKind.REFUND.value))
-    if refunds.size:
-        cumulative, known = _ints(recorded["cumulative_refund_minor"], "cumulative_refund_minor", refunds)
-        if not known.all():
-            raise ValueError("a recorded refund event has no cumulative_refund_minor")
-        np.maximum.at(previous, position[refunds], cumulative)
-    return sale_done, fee_done, fee_vat_done, previous
-
-
-def _require_unique(index: pd.Index) -> pd.Index:
-    if not index.is_unique:
-        duplicated = index[index.duplicated()].unique()[:10].tolist()
-        raise ValueError(f"snapshots hold a charge more than once: {duplicated}")
-    return index
-
-
-def _positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """For each of ``wanted``, its row in ``ids`` (which must be unique), or -1. Exact.
-
-    Hashing millions of fresh Python strings is the slowest step of a run, so ASCII ids are
-    joined as bytes: a 64-bit fingerprint per id, an integer hash join, then a byte-for-byte
-    comparison of every match (a fingerprint collision can never pass it). Non-ASCII ids, or
-    fingerprints that are not unique among ``ids``, take the plain object join. Charge ids never
-    end in NUL characters (``parse_charge`` refuses control characters), which bytes would drop.
-    """
-    try:
-        left, right = ids.astype(np.bytes_), wanted.astype(np.bytes_)
-    except (UnicodeEncodeError, TypeError, ValueError):
-        return _require_unique(pd.Index(ids, dtype=object)).get_indexer(pd.Index(wanted, dtype=object))
-    width = max(left.dtype.itemsize, right.dtype.itemsize)
-    left, right = left.astype(f"S{width}"), right.astype(f"S{width}")
-    index = pd.Index(_fingerprints(left))
-    if not index.is_unique:
-        return _require_unique(pd.Index(ids, dtype=object)).get_indexer(pd.Index(wanted, dtype=object))
-    position = index.get_indexer(_fingerprints(right))
-    matched = np.flatnonzero(position >= 0)
-    collided = left[position[matched]] != right[matched]
-    position[matched[collided]] = -1
-    return position
-
-
-def _fingerprints(fixed: np.ndarray) -> np.ndarray:
-    """A 64-bit FNV-style fingerprint of each fixed-width byte string (NUL-padded to 8-byte words)."""
-    width = fixed.dtype.itemsize
-    octets = fixed.view(np.uint8).reshape(fixed.size, width)
-    padding = (-width) % 8
-    if padding:
-        octets = np.concatenate([octets, np.zeros((fixed.size, padding), dtype=np.uint8)], axis=1)
-    words = np.ascontiguousarray(octets).view(np.uint64)
-    fingerprint = np.full(fixed.size, 0xCBF29CE484222325, dtype=np.uint64)
-    for column in range(words.shape[1]):
-        fingerprint ^= words[:, column]
-        fingerprint *= np.uint64(0x100000001B3)
-        fingerprint ^= fingerprint >> np.uint64(29)
-    return fingerprint
-
-
-def _check_currencies(snapshots, live, ids, foreign_gross, new_fees, base: str, *, company: str, label: str):
+def _check_currencies(charges, foreign_gross, new_fees, base: str, *, company: str, label: str):
     """Every amount to record must be in ``base``: raise naming ALL the charges that are not.
 
     A foreign-currency charge's gross (sale or refund) comes from Mamo's settlement figures, so
     its settlement and fee currencies must be ``base``; a fee or fee VAT to record must be too.
     Only the rows about to be recorded are compared (``foreign_gross``, ``new_fees`` masks).
     """
-    settlement_currency = snapshots["settlement_currency"].to_numpy(dtype=object)
-    fee_currency = snapshots["fee_currency"].to_numpy(dtype=object)
-    gross_rows, fee_rows = np.flatnonzero(foreign_gross), np.flatnonzero(new_fees)
-    bad_gross = gross_rows[
-        (settlement_currency[live[gross_rows]] != base) | (fee_currency[live[gross_rows]] != base)
-    ]
-    bad_fee = fee_rows[fee_currency[live[fee_rows]] != base]
-    if bad_gross.size == 0 and bad_fee.size == 0:
+    fee_in_base = text_in(charges["fee_currency"], [base])
+    bad = new_fees & ~fee_in_base
+    if foreign_gross.any():
+        bad |= foreign_gross & ~(text_in(charges["settlement_currency"], [base]) & fee_in_base)
+    rows = np.flatnonzero(bad)
+    if rows.size == 0:
         return
-    offending = np.unique(np.concatenate([bad_gross, bad_fee]))
     listed = ", ".join(
-        f"{ids[i]} (settles in {settlement_currency[live[i]]}, fees in {fee_currency[live[i]]})"
-        for i in offending
+        f"{charge_id} (settles in {settlement}, fees in {fee})"
+        for charge_id, settlement, fee in zip(
+            _texts(charges["charge_id"], rows),
+            _texts(charges["settlement_currency"], rows),
+            _texts(charges["fee_currency"], rows),
+            strict=True,
+        )
     )
     raise CurrencyPolicyError(
-        f"company {company}, period {label}: {offending.size} charge(s) cannot be converted to the base "
+        f"company {company}, period {label}: {rows.size} charge(s) cannot be converted to the base "
         f"currency {base} (Mamo's settlement and fee currencies must be {base}): {listed}; nothing recorded"
     )
 
@@ -446,36 +540,31 @@ def _refund_increase(refund, previous, gross, amount, in_base) -> np.ndarray:
     return increase
 
 
-def _events(period_key: str, ids: np.ndarray, parts, cumulative: np.ndarray) -> pd.DataFrame:
-    """One events frame from (kind, rows, amounts) parts; the refund part comes last."""
-    sizes = [rows.size for _, rows, _ in parts]
-    total = sum(sizes)
-    charge_ids = np.concatenate([ids[rows] for _, rows, _ in parts])
-    kind = np.empty(total, dtype=object)
-    keys = np.empty(total, dtype=object)
-    start = 0
-    for (event_kind, _, _), size in zip(parts, sizes, strict=True):
-        end = start + size
-        kind[start:end] = event_kind.value
-        keys[start:end] = (event_kind.value + ":") + charge_ids[start:end]
-        start = end
-    if cumulative.size:  # the refund key also names the cumulative amount
-        keys[total - cumulative.size :] += ":" + cumulative.astype(str).astype(object)
-    period = np.empty(total, dtype=object)
-    period[:] = period_key
-    others = total - cumulative.size
-    cumulative_column = pd.arrays.IntegerArray(
-        np.concatenate([np.zeros(others, dtype=np.int64), cumulative.astype(np.int64)]),
-        np.concatenate([np.ones(others, dtype=bool), np.zeros(cumulative.size, dtype=bool)]),
+def _new_events(
+    period_key: str | None,
+    charge_ids: np.ndarray,
+    kind_codes: np.ndarray,
+    amounts: np.ndarray,
+    cumulative: np.ndarray,
+) -> pd.DataFrame:
+    """The new-events frame; ``kind_codes`` index ``KIND_DTYPE`` (refunds, code 3, come last and
+    ``cumulative`` holds their cumulative refunds). ``kind`` and ``period_key`` are categories built
+    from codes: no per-row Python object is created."""
+    total = kind_codes.size
+    values = np.zeros(total, dtype=np.int64)
+    values[total - cumulative.size :] = cumulative
+    null = np.ones(total, dtype=bool)
+    null[total - cumulative.size :] = False
+    period = pd.Categorical.from_codes(
+        np.zeros(total, dtype=np.int8), categories=[] if period_key is None else [period_key]
     )
     return pd.DataFrame(
         {
-            "event_key": keys,
-            "kind": kind,
             "charge_id": charge_ids,
+            "kind": pd.Categorical.from_codes(kind_codes, dtype=KIND_DTYPE),
             "period_key": period,
-            "amount_minor": np.concatenate([np.asarray(a, dtype=np.int64) for _, _, a in parts]),
-            "cumulative_refund_minor": cumulative_column,
+            "amount_minor": amounts.astype(np.int64, copy=False),
+            "cumulative_refund_minor": pd.arrays.IntegerArray(values, null),
         },
         copy=False,
     )

@@ -24,7 +24,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from mamo_revenue.events import EventKind, mul_div_half_up
+from mamo_revenue.events import EventKind, mul_div_half_up, text_in
 from mamo_revenue.hooks.ledger import Side
 from mamo_revenue.money import format_minor, vat_rate_fraction
 from mamo_revenue.periods import Period
@@ -149,24 +149,26 @@ def build_journal(
 ) -> Journal:
     """The journal of ``period`` from all its events (every ``period_key`` must be ``period.key``).
 
+    ``events`` is an events frame as the DB returns it or as ``derive_events`` returns it (text
+    columns object or ``category``; only ``kind``, ``period_key`` and ``amount_minor`` are read).
+
     ``sales_vat_rate`` is the company's VAT rate on sales (prices VAT-inclusive), None when it
     charges none. ``totals`` carries G, Gv, F, Fv, R, Rv, the signed clearing figure, every
     category's amount and event counts, for the sync history.
     """
-    kinds = events["kind"].to_numpy(dtype=object)
     column = events["amount_minor"]
     if len(events) and not pd.api.types.is_integer_dtype(column.dtype):
         raise TypeError(f"amount_minor must hold integer minor units, not {column.dtype}")
     amounts = column.to_numpy(dtype=np.int64)  # a null amount raises here
-    by_kind = {kind: kinds == kind.value for kind in EventKind}
+    by_kind = {kind: text_in(events["kind"], [kind.value]) for kind in EventKind}
     if len(events):
         if (amounts <= 0).any():
             raise ValueError("every event amount must be a positive count of minor units")
-        if (events["period_key"].to_numpy(dtype=object) != period.key).any():
+        if not text_in(events["period_key"], [period.key]).all():
             raise ValueError(f"build_journal got events of periods other than {period.key}")
-        if sum(int(mask.sum()) for mask in by_kind.values()) != len(events):
+        if sum(np.count_nonzero(mask) for mask in by_kind.values()) != len(events):
             known = {kind.value for kind in EventKind}
-            raise ValueError(f"unknown event kinds {sorted(set(kinds) - known)}")
+            raise ValueError(f"unknown event kinds {sorted(set(map(str, events['kind'])) - known)}")
     sales = amounts[by_kind[EventKind.SALE]]
     refunds = amounts[by_kind[EventKind.REFUND]]
     gross, refunded = int(sales.sum()), int(refunds.sum())

@@ -1,4 +1,4 @@
-"""Airflow provider info: the ``mamo`` and ``xero`` connection types and their connection forms.
+"""Airflow provider info: the ``mamo``, ``xero`` and ``zoho_books`` connection types and their forms.
 
 Registered through the ``apache_airflow_provider`` entry point of the project's pyproject
 (AIRFLOW3.md §4). Only provider info reaches the connection form; a hook in ``include/`` alone does not.
@@ -38,11 +38,36 @@ XERO_CONN_FIELDS = {
 }
 
 
+ZOHO_BOOKS_CONN_FIELDS = {
+    "accounts_url": _text(
+        "Accounts URL",
+        "Where consent starts. Each grant's own data centre (accounts server and API domain) comes back "
+        "with it and is stored with the grant.",
+        "https://accounts.zoho.com",
+    ),
+    "redirect_uri": _text(
+        "Redirect URI",
+        "The OAuth callback registered with the Zoho client (api-console.zoho.com), e.g. "
+        "https://airflow.example.com/revenue-accounting/oauth/callback",
+    ),
+    "scopes": _text(
+        "Scopes",
+        "Comma-separated OAuth scopes.",
+        "ZohoBooks.accountants.CREATE,ZohoBooks.accountants.READ,ZohoBooks.settings.READ",
+    ),
+    "publish": _text(
+        "Publish",
+        "published: create journals published; draft_then_publish: create a draft, then publish it.",
+        "published",
+    ),
+}
+
+
 def get_provider_info() -> dict:
     return {
         "package-name": "mamo-revenue",
         "name": "Mamo revenue accounting",
-        "description": "Mamo extraction and ledger posting hooks (Xero).",
+        "description": "Mamo extraction and ledger posting hooks (Xero, Zoho Books).",
         "versions": ["0.1.0"],
         "connection-types": [
             {
@@ -68,6 +93,20 @@ def get_provider_info() -> dict:
                     },
                 },
                 "conn-fields": XERO_CONN_FIELDS,
+            },
+            {
+                "connection-type": "zoho_books",
+                "hook-name": "Zoho Books",
+                "hook-class-name": "mamo_revenue.hooks.zoho_books.ZohoBooksHook",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "host"],
+                    "relabeling": {"login": "Client ID", "password": "Client secret"},
+                    "placeholders": {
+                        "login": "the Zoho client's id (api-console.zoho.com > Server-based Applications)",
+                        "password": "the Zoho client's secret",
+                    },
+                },
+                "conn-fields": ZOHO_BOOKS_CONN_FIELDS,
             },
         ],
     }

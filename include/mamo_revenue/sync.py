@@ -197,11 +197,10 @@ def extract_step(company_id: str, info: RunInfo, *, engine=None, now: datetime |
         with session_scope(engine) as session:
             repo.upsert_snapshots(session, company_id, charges, seen_at=now)
             repo.touch_last_scan(session, company_id, now)
-        snapshots = repo.load_snapshots_frame(engine, company_id, created_from)
-        recorded = repo.load_events_frame(engine, company_id)
+        charge_states = repo.load_charge_state_frame(engine, company_id, created_from)
         with session_scope(engine) as session:
             closed = repo.closed_period_keys(session, company_id)
-        new_events = derive_events(snapshots, recorded, period=period, base_currency=company.base_currency,
+        new_events = derive_events(charge_states, period=period, base_currency=company.base_currency,
                                    closed_periods=closed, company=company_id)
         with session_scope(engine) as session:
             inserted = repo.record_events(session, company_id, new_events, info.run_id)

@@ -7,15 +7,14 @@ import asyncio
 import base64
 import contextvars
 import html
-import json
 import logging
-import re
 import uuid
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse
+
+from mamo_sandboxes.common import Reply, dumps  # noqa: F401 (dumps is re-exported)
 
 if TYPE_CHECKING:
     from mamo_sandboxes.xero import XeroSandbox
@@ -23,37 +22,6 @@ if TYPE_CHECKING:
     from mamo_sandboxes.xero_ledger import Organisation
 
 API = "/api.xro/2.0"
-
-_DECIMAL_MARK = "\u0000decimal:"
-_DECIMAL_OUT = re.compile(r'"\\u0000decimal:([^"]*)"')
-
-
-def dumps(obj: Any) -> bytes:
-    """JSON where ``Decimal`` amounts are written as exact numbers (``184.91``), never via float."""
-
-    def prep(o):
-        if isinstance(o, Decimal):
-            return _DECIMAL_MARK + str(o)
-        if isinstance(o, dict):
-            return {k: prep(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [prep(v) for v in o]
-        return o
-
-    return _DECIMAL_OUT.sub(r"\1", json.dumps(prep(obj))).encode()
-
-
-class Reply(Exception):
-    """Answer now with ``status`` and a JSON ``body`` (raised from deep inside a handler)."""
-
-    def __init__(self, status: int, body: Any, headers: dict | None = None):
-        super().__init__(status)
-        self.status, self.body, self.headers = status, body, headers or {}
-
-    def response(self) -> Response:
-        content = self.body if isinstance(self.body, bytes) else dumps(self.body)
-        return Response(content, self.status, self.headers, media_type="application/json; charset=utf-8")
-
 
 def error_body(number: int, type_: str, message: str, elements: list | None = None) -> dict:
     body = {"ErrorNumber": number, "Type": type_, "Message": message}

@@ -14,32 +14,49 @@ import pytest
 import sqlalchemy as sa
 
 from mamo_revenue.charges import ChargeStatus
+from mamo_revenue.db.companies import upsert_company
 from mamo_revenue.db.models import ChargeSnapshot, RevenueEvent
 from mamo_revenue.db.session import session_scope
 from mamo_revenue.db.snapshots import (
     EVENT_COLUMNS,
     SNAPSHOT_COLUMNS,
     events_for_period,
+    load_charge_state_frame,
     load_events_frame,
     load_snapshots_frame,
     record_events,
     upsert_snapshots,
 )
+from mamo_revenue.events import (
+    CHARGE_STATE_COLUMNS,
+    NEW_EVENT_COLUMNS,
+    charge_state_frame,
+    derive_events,
+    event_keys,
+)
+from mamo_revenue.periods import Frequency, Period
 
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 SNAPSHOT_DTYPES = {
     "charge_id": "object",
-    "status": "object",
+    "status": "category",
     "created_local": "datetime64[ns]",
-    "currency": "object",
+    "currency": "category",
     "amount_minor": "int64",
     "refund_minor": "int64",
-    "settlement_currency": "object",
+    "settlement_currency": "category",
     "settlement_minor": "Int64",
     "fee_minor": "Int64",
     "fee_vat_minor": "Int64",
-    "fee_currency": "object",
-    "problems": "object",
+    "fee_currency": "category",
+    "problems": "category",
+}
+CHARGE_STATE_DTYPES = {
+    **SNAPSHOT_DTYPES,
+    "sale_recorded": "bool",
+    "fee_recorded": "bool",
+    "fee_vat_recorded": "bool",
+    "refund_recorded_minor": "int64",
 }
 EVENT_DTYPES = {
     "event_key": "object",
@@ -129,7 +146,7 @@ def test_snapshots_frame_has_exactly_the_design_columns(engine, company, charge)
     assert first["created_local"] == pd.Timestamp("2026-11-20 09:15:00")
     assert first["problems"] == "fee: not money; settlement_amount: missing"
     assert second["problems"] == ""
-    assert second["fee_minor"] is pd.NA and second["settlement_currency"] is None
+    assert second["fee_minor"] is pd.NA and pd.isna(second["settlement_currency"])
     assert first["amount_minor"] == 10_500 and first["fee_minor"] == 405
 
 
@@ -198,18 +215,19 @@ def test_bulk_upsert_is_fast(engine, company, charges):
 
 
 def _events(*rows) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    """New events as ``derive_events`` returns them: no ``event_key`` (``record_events`` builds it)."""
+    frame = pd.DataFrame(rows, columns=list(NEW_EVENT_COLUMNS))
     frame["amount_minor"] = frame["amount_minor"].astype("int64")
     frame["cumulative_refund_minor"] = frame["cumulative_refund_minor"].astype("Int64")
     return frame
 
 
 DAY_ONE = _events(
-    ("sale:c1", "sale", "c1", "20261120", 10_500, None),
-    ("fee:c1", "fee", "c1", "20261120", 405, None),
-    ("fee_vat:c1", "fee_vat", "c1", "20261120", 20, None),
+    ("c1", "sale", "20261120", 10_500, None),
+    ("c1", "fee", "20261120", 405, None),
+    ("c1", "fee_vat", "20261120", 20, None),
 )
-REFUND = _events(("refund:c1:2100", "refund", "c1", "20261121", 2_100, 2_100))
+REFUND = _events(("c1", "refund", "20261121", 2_100, 2_100))
 
 
 def test_recording_the_same_events_twice_inserts_nothing(engine, company):
@@ -221,6 +239,25 @@ def test_recording_the_same_events_twice_inserts_nothing(engine, company):
         assert record_events(session, company, pd.concat([DAY_ONE, REFUND]), "run-3") == 0
     with session_scope(engine, read_only=True) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(RevenueEvent)) == 4
+
+
+def test_record_events_builds_the_stores_keys(engine, company):
+    with session_scope(engine) as session:
+        assert record_events(session, company, pd.concat([DAY_ONE, REFUND]), "run-1") == 4
+    with session_scope(engine, read_only=True) as session:
+        stored = {
+            e.event_key: (e.kind, e.charge_id, e.cumulative_refund_minor)
+            for e in session.scalars(sa.select(RevenueEvent))
+        }
+    assert stored == {
+        "sale:c1": ("sale", "c1", None),
+        "fee:c1": ("fee", "c1", None),
+        "fee_vat:c1": ("fee_vat", "c1", None),
+        "refund:c1:2100": ("refund", "c1", 2_100),
+    }
+    # A frame that carries the very same keys (as the DB returns events) is accepted: nothing new.
+    with session_scope(engine) as session:
+        assert record_events(session, company, load_events_frame(engine, company), "run-2") == 0
 
 
 def test_a_recorded_event_is_never_changed(engine, company):
@@ -266,8 +303,17 @@ def test_events_frames(engine, company):
         (DAY_ONE.assign(kind="chargeback"), ValueError),
         (DAY_ONE.drop(columns=["period_key"]), ValueError),
         (DAY_ONE.assign(amount_minor=pd.array([1, None, 3], dtype="Int64")), ValueError),
+        (REFUND.assign(cumulative_refund_minor=pd.array([None], dtype="Int64")), ValueError),
+        (DAY_ONE.assign(event_key=["sale:c1", "fee:c1", "fee_vat:c2"]), ValueError),
     ],
-    ids=["float-amounts", "unknown-kind", "missing-column", "missing-amount"],
+    ids=[
+        "float-amounts",
+        "unknown-kind",
+        "missing-column",
+        "missing-amount",
+        "refund-without-cumulative",
+        "wrong-key",
+    ],
 )
 def test_bad_event_frames_are_refused(engine, company, frame, error):
     with pytest.raises(error), session_scope(engine) as session:
@@ -275,7 +321,7 @@ def test_bad_event_frames_are_refused(engine, company, frame, error):
 
 
 def test_concurrent_runs_record_each_event_once(engine, company):
-    events = _events(*((f"sale:c{i}", "sale", f"c{i}", "20261120", 100 + i, None) for i in range(300)))
+    events = _events(*((f"c{i}", "sale", "20261120", 100 + i, None) for i in range(300)))
     inserted: list[int] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
@@ -299,3 +345,131 @@ def test_concurrent_runs_record_each_event_once(engine, company):
     assert errors == []
     assert sum(inserted) == 300
     assert len(load_events_frame(engine, company)) == 300
+
+
+# --- the charge state frame: the SQL join -------------------------------------------------------------
+
+P = Period(datetime(2026, 11, 20).date(), Frequency.DAILY)
+WINDOW = (datetime(2026, 11, 19), datetime(2026, 11, 22))
+
+
+def _state_fixture(engine, company, charge):
+    """Snapshots and events that exercise every branch of the join, for ``company`` and another one."""
+    with session_scope(engine) as session:
+        upsert_company(session, "other", name="Other LLC")
+        upsert_snapshots(
+            session,
+            company,
+            [
+                charge("c0", created=datetime(2026, 11, 18, 23, 59, 59)),  # before the window
+                charge("c1", status=ChargeStatus.REFUNDED, refund=1_200),
+                charge("c2"),
+                charge("c3", currency="USD", amount=1_000, fee=None, fee_vat=None, settlement=None),
+                charge("c4", created=datetime(2026, 11, 21, 0, 0, 1)),
+                charge("c5", problems=(("amount", "bad"),)),
+                charge("c6", status=ChargeStatus.FAILED, fee=None, fee_vat=None, settlement=None),
+                charge("chargé-7", created=datetime(2026, 11, 20, 10)),
+            ],
+            T0,
+        )
+        upsert_snapshots(session, "other", [charge("c4"), charge("c2")], T0)
+        record_events(
+            session,
+            company,
+            _events(
+                ("c0", "sale", "20261118", 10_500, None),
+                ("c1", "sale", "20261120", 10_500, None),
+                ("c1", "fee", "20261120", 405, None),
+                ("c1", "fee_vat", "20261120", 20, None),
+                ("c1", "refund", "20261120", 500, 500),
+                ("c1", "refund", "20261121", 700, 1_200),
+                ("c2", "fee_vat", "20261120", 20, None),
+                ("chargé-7", "sale", "20261120", 10_500, None),
+                ("ghost", "refund", "20261120", 5, 5),  # no snapshot: ignored
+            ),
+            "run-1",
+        )
+        record_events(  # another company's events never leak into acme's state
+            session,
+            "other",
+            _events(("c4", "sale", "20261121", 1, None), ("c2", "refund", "20261121", 9, 9_999)),
+            "run-1",
+        )
+
+
+def test_sql_join_gives_the_charge_state_frame(engine, company, charge):
+    _state_fixture(engine, company, charge)
+    joined = load_charge_state_frame(engine, company, *WINDOW)
+
+    assert tuple(joined.columns) == CHARGE_STATE_COLUMNS
+    assert {c: str(t) for c, t in joined.dtypes.items()} == CHARGE_STATE_DTYPES
+    state = joined.set_index("charge_id")[
+        ["sale_recorded", "fee_recorded", "fee_vat_recorded", "refund_recorded_minor"]
+    ]
+    assert {k: tuple(v) for k, v in zip(state.index, state.itertuples(index=False), strict=True)} == {
+        "c1": (True, True, True, 1_200),
+        "c2": (False, False, True, 0),
+        "c3": (False, False, False, 0),
+        "c4": (False, False, False, 0),
+        "c5": (False, False, False, 0),
+        "c6": (False, False, False, 0),
+        "chargé-7": (True, False, False, 0),
+    }
+
+
+@pytest.mark.parametrize(
+    "bounds", [WINDOW, (None, None), (datetime(2026, 11, 20, 12), None)], ids=["window", "all", "from"]
+)
+def test_sql_join_and_in_memory_join_agree(engine, company, charge, bounds):
+    _state_fixture(engine, company, charge)
+    in_memory = charge_state_frame(
+        load_snapshots_frame(engine, company, *bounds), load_events_frame(engine, company)
+    )
+    with session_scope(engine, read_only=True) as session:  # a session bind works too
+        in_sql = load_charge_state_frame(session, company, *bounds)
+    pd.testing.assert_frame_equal(in_sql, in_memory)
+
+
+def test_empty_charge_state_frame_keeps_its_dtypes(engine, company):
+    frame = load_charge_state_frame(engine, company)
+    assert frame.empty and tuple(frame.columns) == CHARGE_STATE_COLUMNS
+    assert {c: str(t) for c, t in frame.dtypes.items()} == CHARGE_STATE_DTYPES
+    pd.testing.assert_frame_equal(
+        frame, charge_state_frame(load_snapshots_frame(engine, company), load_events_frame(engine, company))
+    )
+
+
+def test_runs_through_the_db_post_each_refund_once(engine, company, charge):
+    """derive on the SQL join, record, close: reruns and later periods record nothing twice."""
+    day2 = P.next()
+
+    def run(period, closed, charges):
+        with session_scope(engine) as session:
+            upsert_snapshots(session, company, charges, T0)
+        new = derive_events(
+            load_charge_state_frame(engine, company, datetime(2026, 11, 1)),
+            period=period,
+            base_currency="AED",
+            closed_periods=closed,
+            company=company,
+        )
+        with session_scope(engine) as session:
+            assert record_events(session, company, new, f"run-{period.key}") == len(new)
+        return sorted(event_keys(new))
+
+    assert run(P, set(), [charge("c1", refund=500, status=ChargeStatus.REFUND_INITIATED)]) == [
+        "fee:c1",
+        "fee_vat:c1",
+        "refund:c1:500",
+        "sale:c1",
+    ]
+    assert run(P, set(), [charge("c1", refund=500)]) == []  # a rerun of the same period
+    assert run(day2, {P.key}, [charge("c1", refund=2_100, status=ChargeStatus.REFUNDED)]) == [
+        "refund:c1:2100"
+    ]
+    assert run(day2, {P.key}, [charge("c1", refund=2_100, status=ChargeStatus.REFUNDED)]) == []
+    refunds = load_events_frame(engine, company).query("kind == 'refund'")
+    assert refunds["amount_minor"].sum() == 2_100 and refunds["period_key"].tolist() == [
+        "20261120",
+        "20261121",
+    ]

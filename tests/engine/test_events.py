@@ -1,4 +1,9 @@
-"""derive_events: new events only, each once, in the period that first may take them."""
+"""derive_events: new events only, each once, in the period that first may take them.
+
+The engine's input is the charge state frame (snapshots joined with what is recorded); here it is
+built in memory by ``charge_state_frame`` from the events earlier runs returned, the twin of the
+SQL join that ``tests/db/test_db_snapshots.py`` checks against it.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mamo_revenue import events as events_module
 from mamo_revenue.charges import Charge, ChargeStatus
 from mamo_revenue.errors import ChargeDataError, CurrencyPolicyError
 from mamo_revenue.events import (
-    EVENT_COLUMNS,
+    CHARGE_STATE_COLUMNS,
+    KIND_DTYPE,
+    NEW_EVENT_COLUMNS,
     SNAPSHOT_COLUMNS,
+    charge_state_frame,
     charges_frame,
     derive_events,
     empty_events,
+    event_key,
+    event_keys,
+    events_frame,
     mul_div_half_up,
 )
 from mamo_revenue.money import div_round_half_up
@@ -59,10 +69,13 @@ def charge(
     )
 
 
+def state(charges, recorded=None) -> pd.DataFrame:
+    return charge_state_frame(charges_frame(charges), empty_events() if recorded is None else recorded)
+
+
 def derive(charges, recorded=None, *, period=P, closed=(), base="AED", company="acme"):
     return derive_events(
-        charges_frame(charges),
-        empty_events() if recorded is None else recorded,
+        state(charges, recorded),
         period=period,
         base_currency=base,
         closed_periods=set(closed),
@@ -71,11 +84,11 @@ def derive(charges, recorded=None, *, period=P, closed=(), base="AED", company="
 
 
 def table(events: pd.DataFrame) -> set[tuple[str, int]]:
-    return set(zip(events["event_key"], events["amount_minor"].astype(int), strict=True))
+    return set(zip(event_keys(events), events["amount_minor"].astype(int), strict=True))
 
 
 def record(*frames) -> pd.DataFrame:
-    return pd.concat([empty_events(), *frames], ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
 
 
 # --- frames ---------------------------------------------------------------------------------------------
@@ -98,6 +111,9 @@ def test_charges_frame_has_the_contract_columns_and_dtypes():
     assert str(frame["created_local"].dtype) == "datetime64[ns]"
     assert frame["amount_minor"].dtype == np.int64 and frame["refund_minor"].dtype == np.int64
     assert all(str(frame[c].dtype) == "Int64" for c in ("settlement_minor", "fee_minor", "fee_vat_minor"))
+    assert frame["charge_id"].dtype == object
+    text = ("status", "currency", "settlement_currency", "fee_currency", "problems")
+    assert all(str(frame[c].dtype) == "category" for c in text)
     assert frame["fee_minor"].isna().tolist() == [False, True]
     assert frame["problems"].tolist() == ["", "amount: bad; status: worse"]
     assert frame["status"].tolist() == ["captured", "captured"]
@@ -105,8 +121,9 @@ def test_charges_frame_has_the_contract_columns_and_dtypes():
 
 def test_empty_inputs():
     assert tuple(charges_frame([]).columns) == SNAPSHOT_COLUMNS
+    assert tuple(state([]).columns) == CHARGE_STATE_COLUMNS
     events = derive([])
-    assert tuple(events.columns) == EVENT_COLUMNS and len(events) == 0
+    assert tuple(events.columns) == NEW_EVENT_COLUMNS and len(events) == 0
 
 
 # --- sales, fees, fee VAT -------------------------------------------------------------------------------
@@ -117,7 +134,9 @@ def test_sale_fee_and_fee_vat_of_the_period():
     assert table(events) == {("sale:c1", 10500), ("fee:c1", 405), ("fee_vat:c1", 20)}
     assert set(events["period_key"]) == {"20261120"}
     assert events["cumulative_refund_minor"].isna().all()
-    assert tuple(events.columns) == EVENT_COLUMNS
+    assert tuple(events.columns) == NEW_EVENT_COLUMNS
+    assert events["kind"].dtype == KIND_DTYPE and str(events["period_key"].dtype) == "category"
+    assert events["charge_id"].dtype == object and events["amount_minor"].dtype == np.int64
 
 
 @pytest.mark.parametrize(
@@ -323,7 +342,8 @@ def test_bad_failed_charge_of_the_period_still_fails_it():
         derive([charge(status=ChargeStatus.FAILED, problems=[("settlement_date", "bad")])])
 
 
-def test_duplicate_charge_ids_are_refused():
+def test_duplicate_charge_ids_are_refused_by_the_in_memory_join():
+    # The product DB's primary key makes them impossible there; the in-memory join still refuses them.
     with pytest.raises(ValueError, match="more than once"):
         derive([charge(), charge()])
 
@@ -334,12 +354,10 @@ def test_a_closed_period_is_never_derived_again():
 
 
 def test_float_minor_units_are_refused():
-    frame = charges_frame([charge()])
+    frame = state([charge()])
     frame["amount_minor"] = frame["amount_minor"].astype(float)
     with pytest.raises(TypeError, match="amount_minor"):
-        derive_events(
-            frame, empty_events(), period=P, base_currency="AED", closed_periods=set(), company="acme"
-        )
+        derive_events(frame, period=P, base_currency="AED", closed_periods=set(), company="acme")
 
 
 # --- weekly companies ---------------------------------------------------------------------------------------
@@ -383,43 +401,7 @@ def test_mul_div_half_up_refuses_negative_inputs():
         mul_div_half_up(np.array([-1]), 1, 2)
 
 
-# --- the charge-id join ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("ids", "wanted"),
-    [
-        pytest.param(
-            ["MPB-CHRG-A", "MPB-CHRG-B", "CHG-1"],
-            ["CHG-1", "MPB-CHRG-B", "nope", "MPB-CHRG-A"],
-            id="ascii-mixed-widths",
-        ),
-        pytest.param(
-            ["chargé-1", "charge-2"], ["charge-2", "chargé-1", "chargé-3"], id="non-ascii-falls-back"
-        ),
-        pytest.param(["a" * 40, "a" * 39], ["a" * 39, "a" * 41, "a" * 40], id="long-ids"),
-    ],
-)
-def test_positions_is_an_exact_join(ids, wanted):
-    got = events_module._positions(np.array(ids, dtype=object), np.array(wanted, dtype=object))
-    assert got.tolist() == [ids.index(w) if w in ids else -1 for w in wanted]
-
-
-def test_positions_survives_fingerprint_collisions(monkeypatch):
-    # A fingerprint of the first byte only: "MPB-X" and "MPB-Y" collide with "M…" ids.
-    monkeypatch.setattr(
-        events_module,
-        "_fingerprints",
-        lambda fixed: fixed.view(np.uint8)[:: fixed.itemsize].astype(np.uint64),
-    )
-    ids = np.array(["MPB-A", "CHG-B"], dtype=object)
-    assert events_module._positions(ids, np.array(["MPB-X", "CHG-B", "MPB-A"], dtype=object)).tolist() == [
-        -1,
-        1,
-        0,
-    ]
-    clashing = np.array(["MPB-A", "MPB-B"], dtype=object)  # not unique among ids: the object join is used
-    assert events_module._positions(clashing, np.array(["MPB-B"], dtype=object)).tolist() == [1]
+# --- the charge state frame ------------------------------------------------------------------------------
 
 
 def test_recorded_events_are_matched_on_non_ascii_ids():
@@ -440,3 +422,76 @@ def test_recorded_needs_only_charge_kind_and_cumulative_columns():
     first = derive([charge(refund=100)])
     slim = first[["charge_id", "kind", "cumulative_refund_minor"]]
     assert len(derive([charge(refund=100)], slim, period=AFTER, closed=[P.key])) == 0
+
+
+def test_charge_state_frame_joins_what_is_recorded_per_charge():
+    snapshots = charges_frame([charge("c1"), charge("c2"), charge("c3"), charge("c4")])
+    recorded = events_frame(
+        ["sale", "fee", "refund", "refund", "fee_vat", "refund", "sale"],
+        ["c1", "c1", "c1", "c1", "c2", "c3", "gone"],
+        ["20261120"] * 7,
+        [10500, 405, 100, 400, 20, 7, 1],
+        [None, None, 500, 100, None, 7, None],
+    )
+    frame = charge_state_frame(snapshots, recorded)
+    assert tuple(frame.columns) == CHARGE_STATE_COLUMNS
+    assert frame[list(SNAPSHOT_COLUMNS)].equals(snapshots)
+    assert frame[["sale_recorded", "fee_recorded", "fee_vat_recorded"]].to_numpy().tolist() == [
+        [True, True, False],
+        [False, False, True],
+        [False, False, False],
+        [False, False, False],
+    ]
+    assert frame["refund_recorded_minor"].tolist() == [500, 0, 7, 0]  # the largest cumulative, 0 when none
+    assert all(frame[c].dtype == bool for c in ("sale_recorded", "fee_recorded", "fee_vat_recorded"))
+    assert frame["refund_recorded_minor"].dtype == np.int64
+
+
+def test_a_recorded_refund_without_cumulative_is_refused():
+    recorded = events_frame(["refund"], ["c1"], ["20261120"], [100], [None])
+    with pytest.raises(ValueError, match="cumulative_refund_minor"):
+        state([charge()], recorded)
+
+
+def test_derive_needs_the_recorded_state_columns():
+    with pytest.raises(ValueError, match="refund_recorded_minor"):
+        derive_events(
+            charges_frame([charge()]), period=P, base_currency="AED", closed_periods=set(), company="acme"
+        )
+
+
+def test_object_text_columns_give_the_same_events_as_categories():
+    charges = [
+        charge("a"),
+        charge("b", status=ChargeStatus.REFUNDED, refund=300, at=datetime(2026, 11, 19, 10)),
+        charge("c", currency="USD", amount=1000, settlement=3431, fee=207, fee_vat=10, refund=333),
+        charge("d", status=ChargeStatus.FAILED, settlement=None, fee=None, fee_vat=None),
+    ]
+    frame = state(charges, derive([charges[0]]).iloc[:1])
+    plain = frame.astype({c: object for c in ("status", "currency", "settlement_currency", "fee_currency")})
+    plain["problems"] = plain["problems"].astype(object)
+    kwargs = dict(period=P, base_currency="AED", closed_periods={BEFORE.key}, company="acme")
+    by_code, by_text = derive_events(frame, **kwargs), derive_events(plain, **kwargs)
+    assert by_code.astype(object).equals(by_text.astype(object))
+    assert sorted(event_keys(by_code)) == [
+        "fee:a",
+        "fee:b",
+        "fee:c",
+        "fee_vat:a",
+        "fee_vat:b",
+        "fee_vat:c",
+        "refund:b:300",
+        "refund:c:333",
+        "sale:b",
+        "sale:c",
+    ]
+
+
+def test_event_key_is_the_stores_key():
+    assert event_key("sale", "c1") == "sale:c1"
+    assert event_key("fee_vat", "c1") == "fee_vat:c1"
+    assert event_key("refund", "c1", np.int64(2100)) == "refund:c1:2100"
+    with pytest.raises(ValueError, match="cumulative"):
+        event_key("refund", "c1")
+    with pytest.raises(ValueError):
+        event_key("bonus", "c1")

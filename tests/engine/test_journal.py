@@ -26,9 +26,7 @@ VAT = Decimal("0.05")
 
 def events(*rows, period_key="20261120"):
     """rows: (kind, charge_id, amount[, cumulative])."""
-    keys = [f"{r[0]}:{r[1]}" + (f":{r[3]}" if len(r) > 3 else "") for r in rows]
     return events_frame(
-        keys,
         [r[0] for r in rows],
         [r[1] for r in rows],
         [period_key] * len(rows),

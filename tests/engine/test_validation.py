@@ -40,7 +40,6 @@ def journal() -> Journal:
         ("refund", "c1", 2100, 2100),
     ]
     frame = events_frame(
-        [f"{k}:{c}" for k, c, _, _ in rows],
         [r[0] for r in rows],
         [r[1] for r in rows],
         ["20261121"] * 4,

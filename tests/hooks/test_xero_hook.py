@@ -1,5 +1,6 @@
 """``XeroHook`` against the Xero sandbox over real sockets; the Airflow connection comes from
-``AIRFLOW_CONN_XERO_TEST`` (JSON), as a deployment would give it."""
+``AIRFLOW_CONN_XERO_TEST`` (JSON), as a deployment would give it, and the tokens live in the
+product's ``DbTokenStore`` on PostgreSQL (``make_store`` in ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from airflow.sdk import Connection
 from openapi_schema_validator import OAS30Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
-from token_store import MemoryTokenStore
 
 from mamo_revenue.errors import (
     LedgerAccountError,
@@ -111,8 +111,8 @@ def grant(sandbox) -> dict:
 
 
 @pytest.fixture
-def store(grant) -> MemoryTokenStore:
-    return MemoryTokenStore(token_set(grant, tenant_id=TENANT))
+def store(grant, make_store):
+    return make_store(token_set(grant, tenant_id=TENANT))
 
 
 def expired(tokens: TokenSet) -> TokenSet:
@@ -562,11 +562,11 @@ def test_invalid_grant_means_reconnect_and_is_not_retried(sandbox, store, hook):
     assert tokens.refresh_token not in str(caught.value)
 
 
-def test_a_second_401_means_reconnect(sandbox):
+def test_a_second_401_means_reconnect(sandbox, make_store):
     grant = sandbox.admin(
         "POST", "/grants", {"tenant_ids": [TENANT], "scopes": "offline_access accounting.manualjournals"}
     )
-    store = MemoryTokenStore(token_set(grant, tenant_id=TENANT))
+    store = make_store(token_set(grant, tenant_id=TENANT))
     hook = XeroHook(xero_conn_id=CONN_ID, token_store=store, tenant_id=TENANT)
     with pytest.raises(LedgerAuthError, match="AuthorizationUnsuccessful"):
         hook.list_accounts()  # no accounting.settings scope: Xero answers 401 even to a fresh token

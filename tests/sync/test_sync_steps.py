@@ -11,7 +11,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from conftest_world import GOLDEN, MAPPING, golden_charges
+from worldkit import GOLDEN, MAPPING, golden_charges
 
 from mamo_revenue import errors, sync
 from mamo_revenue.sync import RunInfo

@@ -31,32 +31,22 @@ from sqlalchemy.orm import Session
 from mamo_revenue.charges import Charge
 from mamo_revenue.db.models import ChargeSnapshot, EventKind, RevenueEvent, utcnow
 from mamo_revenue.db.session import reader
+from mamo_revenue.events import (
+    CHARGE_STATE_COLUMNS,
+    EVENT_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    SNAPSHOT_DTYPES,
+    event_key,
+    typed_frame,
+)
 
 CHUNK_ROWS = 5_000
 
-#: DESIGN.md "Snapshots DataFrame", in this order.
-SNAPSHOT_COLUMNS: tuple[str, ...] = (
-    "charge_id",
-    "status",
-    "created_local",
-    "currency",
-    "amount_minor",
-    "refund_minor",
-    "settlement_currency",
-    "settlement_minor",
-    "fee_minor",
-    "fee_vat_minor",
-    "fee_currency",
-    "problems",
-)
-#: DESIGN.md "Events", in this order.
-EVENT_COLUMNS: tuple[str, ...] = (
-    "event_key",
-    "kind",
-    "charge_id",
-    "period_key",
-    "amount_minor",
-    "cumulative_refund_minor",
+#: The frames' columns and dtypes are defined once, in ``mamo_revenue.events`` (DESIGN.md).
+RECORDED_FLAGS: tuple[tuple[str, EventKind], ...] = (
+    ("sale_recorded", EventKind.SALE),
+    ("fee_recorded", EventKind.FEE),
+    ("fee_vat_recorded", EventKind.FEE_VAT),
 )
 
 Bind = Session | Connection | Engine
@@ -243,38 +233,96 @@ def load_snapshots_frame(
     """The company's charge snapshots as the DataFrame of DESIGN.md "Snapshots DataFrame".
 
     ``created_from`` (inclusive) and ``created_before`` (exclusive) bound ``created_local``, the
-    wall-clock time in the company's zone. Rows are sorted by (created_local, charge_id). Dtypes:
-    strings object (None when absent), ``amount_minor``/``refund_minor`` int64, settlement and fee
-    amounts nullable Int64, ``created_local`` datetime64, ``problems`` "" when none.
+    wall-clock time in the company's zone. Rows are sorted by (created_local, charge_id). Dtypes
+    are ``events.SNAPSHOT_DTYPES``: ``charge_id`` object, other text ``category`` (NaN when
+    absent), ``amount_minor``/``refund_minor`` int64, settlement and fee amounts nullable Int64,
+    ``created_local`` datetime64, ``problems`` "" when none.
     """
     table = ChargeSnapshot.__table__
-    query = sa.select(*(table.c[name] for name in SNAPSHOT_COLUMNS)).where(table.c.company_id == company_id)
+    query = _bounded(
+        sa.select(*(table.c[name] for name in SNAPSHOT_COLUMNS)), company_id, created_from, created_before
+    )
+    with _reading(bind) as conn:
+        rows = conn.execute(query).all()
+    return typed_frame(_columns(rows, SNAPSHOT_COLUMNS), SNAPSHOT_DTYPES)
+
+
+def load_charge_state_frame(
+    bind: Bind,
+    company_id: str,
+    created_from: datetime | date | None = None,
+    created_before: datetime | date | None = None,
+) -> pd.DataFrame:
+    """Each snapshot of ``load_snapshots_frame`` joined, in SQL, with what is recorded for its charge.
+
+    The input of ``events.derive_events`` (DESIGN.md "Snapshots DataFrame", the charge state
+    frame): the snapshot columns, then ``sale_recorded``, ``fee_recorded``, ``fee_vat_recorded``
+    (bool: an event of that kind is recorded for the charge) and ``refund_recorded_minor`` (int64:
+    the largest cumulative refund recorded, 0 when none). One query: a LEFT JOIN of the bounded
+    snapshots onto an aggregate of the company's ``revenue_events`` per charge id, on PostgreSQL
+    and SQLite alike; it gives the same frame as ``events.charge_state_frame(snapshots, events)``.
+    The snapshots' primary key (company, charge id) makes every charge appear once.
+    """
+    snapshots, events = ChargeSnapshot.__table__, RevenueEvent.__table__
+
+    def has(kind: EventKind) -> sa.ColumnElement:
+        return sa.func.max(sa.case((events.c.kind == kind.value, 1), else_=0))
+
+    is_refund = events.c.kind == EventKind.REFUND.value
+    recorded = (
+        sa.select(
+            events.c.charge_id,
+            *(has(kind).label(name) for name, kind in RECORDED_FLAGS),
+            sa.func.max(sa.case((is_refund, events.c.cumulative_refund_minor))).label(
+                "refund_recorded_minor"
+            ),
+            sa.func.sum(
+                sa.case((sa.and_(is_refund, events.c.cumulative_refund_minor.is_(None)), 1), else_=0)
+            ).label("unkeyed_refunds"),
+        )
+        .where(events.c.company_id == company_id)
+        .group_by(events.c.charge_id)
+        .subquery("recorded")
+    )
+    query = _bounded(
+        sa.select(
+            *(snapshots.c[name] for name in SNAPSHOT_COLUMNS),
+            *(sa.func.coalesce(recorded.c[name], 0).label(name) for name, _ in RECORDED_FLAGS),
+            sa.func.coalesce(recorded.c.refund_recorded_minor, 0).label("refund_recorded_minor"),
+            sa.func.coalesce(recorded.c.unkeyed_refunds, 0).label("unkeyed_refunds"),
+        ).select_from(snapshots.outerjoin(recorded, recorded.c.charge_id == snapshots.c.charge_id)),
+        company_id,
+        created_from,
+        created_before,
+    )
+    with _reading(bind) as conn:
+        rows = conn.execute(query).all()
+    data = _columns(rows, (*CHARGE_STATE_COLUMNS, "unkeyed_refunds"))
+    if any(data["unkeyed_refunds"]):
+        raise ValueError("a recorded refund event has no cumulative_refund_minor")
+    return typed_frame(data)
+
+
+def _bounded(
+    query: sa.Select,
+    company_id: str,
+    created_from: datetime | date | None,
+    created_before: datetime | date | None,
+) -> sa.Select:
+    """``query`` restricted to the company's snapshots within the bounds, by (created_local, charge_id)."""
+    table = ChargeSnapshot.__table__
+    query = query.where(table.c.company_id == company_id)
     if created_from is not None:
         query = query.where(table.c.created_local >= _as_datetime(created_from))
     if created_before is not None:
         query = query.where(table.c.created_local < _as_datetime(created_before))
-    query = query.order_by(table.c.created_local, table.c.charge_id)
-    with _reading(bind) as conn:
-        rows = conn.execute(query).all()
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(SNAPSHOT_COLUMNS)
-    data = dict(zip(SNAPSHOT_COLUMNS, columns, strict=True))
-    return pd.DataFrame(
-        {
-            "charge_id": _objects(data["charge_id"]),
-            "status": _objects(data["status"]),
-            "created_local": pd.to_datetime(pd.Series(data["created_local"], dtype="datetime64[ns]")),
-            "currency": _objects(data["currency"]),
-            "amount_minor": pd.Series(data["amount_minor"], dtype="int64"),
-            "refund_minor": pd.Series(data["refund_minor"], dtype="int64"),
-            "settlement_currency": _objects(data["settlement_currency"]),
-            "settlement_minor": pd.Series(data["settlement_minor"], dtype="Int64"),
-            "fee_minor": pd.Series(data["fee_minor"], dtype="Int64"),
-            "fee_vat_minor": pd.Series(data["fee_vat_minor"], dtype="Int64"),
-            "fee_currency": _objects(data["fee_currency"]),
-            "problems": _objects(p or "" for p in data["problems"]),
-        },
-        columns=list(SNAPSHOT_COLUMNS),
-    )
+    return query.order_by(table.c.created_local, table.c.charge_id)
+
+
+def _columns(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, Sequence[Any]]:
+    """Result rows as one sequence per column."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return dict(zip(names, columns, strict=True))
 
 
 def _as_datetime(value: datetime | date) -> datetime:
@@ -297,40 +345,54 @@ _EVENT_KINDS = frozenset(k.value for k in EventKind)
 def _event_rows(
     company_id: str, events: pd.DataFrame, run_id: str | None, recorded_at: datetime
 ) -> list[dict]:
-    missing = [c for c in EVENT_COLUMNS if c not in events.columns and c != "cumulative_refund_minor"]
+    """The rows to insert, one per key (built here: ``events.event_key``), sorted by key.
+
+    ``events`` is a new-events frame (``events.NEW_EVENT_COLUMNS``); an ``event_key`` column, if
+    present, must hold the very keys built here.
+    """
+    missing = [c for c in ("kind", "charge_id", "period_key", "amount_minor") if c not in events.columns]
     if missing:
         raise ValueError(f"events frame lacks column(s) {', '.join(missing)}")
     for column in ("amount_minor", "cumulative_refund_minor"):
         if column in events.columns and events[column].dtype.kind == "f":
             raise TypeError(f"events column {column!r} is float; it must hold integer minor units")
-    cumulative = events["cumulative_refund_minor"] if "cumulative_refund_minor" in events.columns else None
+    size = len(events)
+    cumulative = (
+        events["cumulative_refund_minor"].tolist()
+        if "cumulative_refund_minor" in events.columns
+        else [None] * size
+    )
+    given = events["event_key"].tolist() if "event_key" in events.columns else [None] * size
     rows: dict[str, dict] = {}
-    for i, (key, kind, charge_id, period_key, amount) in enumerate(
-        zip(
-            events["event_key"],
-            events["kind"],
-            events["charge_id"],
-            events["period_key"],
-            events["amount_minor"],
-            strict=True,
-        )
+    for kind, charge_id, period_key, amount, total, given_key in zip(
+        events["kind"].tolist(),
+        events["charge_id"].tolist(),
+        events["period_key"].tolist(),
+        events["amount_minor"].tolist(),
+        cumulative,
+        given,
+        strict=True,
     ):
+        if kind not in _EVENT_KINDS:
+            raise ValueError(
+                f"event of charge {charge_id!r}: kind {kind!r} must be one of {', '.join(sorted(_EVENT_KINDS))}"
+            )
+        total = _int_or_none(total)
+        key = event_key(kind, str(charge_id), total)
         if amount is None or amount is pd.NA:
             raise ValueError(f"event {key!r}: amount_minor is missing")
-        if kind not in _EVENT_KINDS:
-            raise ValueError(f"event {key!r}: kind {kind!r} must be one of {', '.join(sorted(_EVENT_KINDS))}")
+        if given_key is not None and given_key != key:
+            raise ValueError(f"event {key!r}: its event_key column says {given_key!r}")
         rows.setdefault(
-            str(key),
+            key,
             {
                 "company_id": company_id,
-                "event_key": str(key),
+                "event_key": key,
                 "kind": str(kind),
                 "charge_id": str(charge_id),
                 "period_key": str(period_key),
                 "amount_minor": _int_or_none(amount),
-                "cumulative_refund_minor": _int_or_none(cumulative.iloc[i])
-                if cumulative is not None
-                else None,
+                "cumulative_refund_minor": total,
                 "recorded_at": recorded_at,
                 "run_id": run_id,
             },
@@ -348,6 +410,9 @@ def record_events(
 ) -> int:
     """Append the events not yet recorded; returns how many rows were inserted.
 
+    ``events`` is what ``events.derive_events`` returns (no keys): the keys ``sale:<id>``,
+    ``fee:<id>``, ``fee_vat:<id>`` and ``refund:<id>:<cumulative minor>`` are built here, for
+    these rows only. A refund without ``cumulative_refund_minor`` is refused (``ValueError``).
     Invariant: at most one row per (company, event_key), whatever runs record concurrently; an
     event already recorded keeps its original period, amount and run (``ON CONFLICT DO NOTHING``).
     """

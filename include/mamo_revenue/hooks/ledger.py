@@ -7,6 +7,7 @@ each hook. Amounts here are integer minor units of the ledger's base currency.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -63,8 +64,22 @@ class PostedJournal:
     lines: tuple[LedgerLine, ...] = field(default=())
 
 
+_PERIOD_LABEL = re.compile(r"\s+\d{4}-(?:\d{2}-\d{2}|W\d{2})$")
+
+
+def line_label(line: LedgerLine) -> str:
+    """The category a line books, in the product's words, for guidance ("map Sales to …"): its
+    description without the trailing period label (``Sales 2026-11-20`` → ``Sales``)."""
+    label = _PERIOD_LABEL.sub("", line.description or "").strip()
+    return label or "the category"
+
+
 class LedgerHook(abc.ABC):
-    """One implementation per ledger platform."""
+    """One implementation per ledger platform.
+
+    Every method raises only the ``Ledger*`` classes of ``errors.py``, each with guidance a finance
+    user can act on; a ledger's own words are kept in the message.
+    """
 
     platform: str
 
@@ -83,6 +98,17 @@ class LedgerHook(abc.ABC):
         """Post once; a retried call with the same reference (or key) never creates a second journal.
 
         ``idempotency_key`` defaults to the reference; a deliberate re-post after a void passes a new one.
+        """
+
+    @abc.abstractmethod
+    def void_journal(self, reference: str) -> PostedJournal | None:
+        """Void (or reverse) the posted journal carrying ``reference``; returns it as the ledger now
+        shows it (``posted`` False), or None when no journal carries the reference.
+
+        Afterwards ``find_journal(reference)`` answers it with ``posted`` False, so a re-sync posts the
+        period again (with a new ``idempotency_key``). Voiding in a locked period raises
+        ``LedgerLockedPeriod``; voiding again changes nothing. Each hook documents how its ledger
+        does it (Xero: Status VOIDED; Zoho Books: a reversing journal).
         """
 
     @abc.abstractmethod

@@ -7,6 +7,7 @@ from importlib import import_module
 #: platform → "module:class" of its ``LedgerHook``.
 LEDGER_HOOKS = {
     "xero": "mamo_revenue.hooks.xero:XeroHook",
+    "zoho_books": "mamo_revenue.hooks.zoho_books:ZohoBooksHook",
 }
 
 

@@ -1,16 +1,15 @@
-"""Xero: the accounting API behind ``LedgerHook``.
+"""Xero: the accounting API behind ``LedgerHook``, on the shared ``OAuthLedgerHook``.
 
-Invariants (LEDGER_APIS.md §1, §5):
+What is Xero's own here (LEDGER_APIS.md §1); the token lock, the one forced refresh on a 401, the
+retry predicate and the logging rules are ``OAuthLedgerHook``'s (§5):
 
-- A refresh happens under ``TokenStore.refreshing()``, re-checks freshness inside the lock (another
-  worker may have refreshed), and saves the rotated refresh token before the new access token is used.
-- ``invalid_grant``, a second 401 and any 403 mean a person must reconnect: the store is told, and
-  ``LedgerAuthError`` is raised, never retried.
+- Refresh tokens rotate on every refresh: the new one is saved before the new access token is used.
+- ``invalid_grant``, a second 401 and any 403 mean a person must reconnect Xero.
 - Timeouts, broken connections and 5xx retry with the same ``Idempotency-Key``; a 429 waits
   ``Retry-After`` up to ``max_rate_limit_wait``, beyond that ``LedgerRateLimited``; other 4xx never retry.
+- Amounts are signed ``LineAmount`` values (debits positive, credits negative), made from ``Decimal``.
 - A journal counts as posted only as Xero returns it: an id, Status POSTED, no errors or warnings,
-  and the same accounts and amounts line by line.
-- Amounts cross the wire as two-decimal numbers made from ``Decimal``; tokens and secrets are never logged.
+  and the same accounts and amounts line by line. A void sets Status VOIDED (a draft is DELETED).
 
 The connect flow's helpers (``authorization_url``, ``exchange_code``, ``list_tenants``, ``disconnect``,
 ``revoke``) live in ``xero_identity`` and are importable from here too.
@@ -19,48 +18,42 @@ The connect flow's helpers (``authorization_url``, ``exchange_code``, ``list_ten
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from airflow.sdk import BaseHook
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from mamo_revenue.errors import (
     LedgerAccountError,
-    LedgerAuthError,
     LedgerConflict,
     LedgerError,
     LedgerLockedPeriod,
-    LedgerRateLimited,
     LedgerValidationError,
 )
 from mamo_revenue.hooks.ledger import (
     JournalRequest,
     LedgerAccount,
-    LedgerHook,
     LedgerLine,
     LedgerSettings,
     PostedJournal,
     Side,
+    line_label,
 )
-from mamo_revenue.hooks.oauth import is_fresh, token_set, utcnow
-from mamo_revenue.hooks.tokens import TokenStore
+from mamo_revenue.hooks.oauth import token_set
+from mamo_revenue.hooks.oauth_ledger import OAuthLedgerHook, is_retryable
+from mamo_revenue.hooks.tokens import TokenSet, TokenStore
 from mamo_revenue.hooks.xero_identity import (
     DEFAULT_SCOPES,
     RECONNECT,
-    TRANSPORT_ERRORS,
     XERO_API_BASE,
     XERO_AUTHORIZE_URL,
     XERO_CONNECTIONS_URL,
     XERO_JOURNAL_URL,
     XERO_REVOCATION_URL,
     XERO_TOKEN_URL,
-    GrantRejected,
-    TransientError,
     XeroParams,
     authorization_url,
     check_client_credentials,
@@ -94,23 +87,6 @@ _EXTRA_PREFIX = "extra__xero__"
 _MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """The retry predicate: only what ``TransientError`` marks (timeouts, broken connections, 5xx, short 429)."""
-    return isinstance(exc, TransientError)
-
-
-def _wait(backoff: float):
-    exponential = wait_exponential_jitter(initial=backoff, max=30, jitter=backoff)
-
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientError) and exc.retry_after is not None:
-            return exc.retry_after
-        return exponential(state)
-
-    return wait
-
-
 def parse_xero_date(value: str | None) -> date | None:
     """``/Date(1546214400000+0000)/`` (or ``YYYY-MM-DD…``) → the calendar date Xero means."""
     if not value:
@@ -136,7 +112,7 @@ def _amount(value: Any) -> Decimal | None:
 # --- the hook --------------------------------------------------------------------------------------
 
 
-class XeroHook(BaseHook, LedgerHook):
+class XeroHook(OAuthLedgerHook):
     """Xero for one organisation (``tenant_id``), with tokens from ``token_store``.
 
     The Airflow connection holds the app: ``host`` is the API base (``https://api.xero.com/api.xro/2.0``
@@ -149,6 +125,7 @@ class XeroHook(BaseHook, LedgerHook):
     conn_type = "xero"
     hook_name = "Xero"
     platform = "xero"
+    reconnect_guidance = RECONNECT
 
     def __init__(
         self,
@@ -157,10 +134,8 @@ class XeroHook(BaseHook, LedgerHook):
         token_store: TokenStore | None = None,
         tenant_id: str | None = None,
     ):
-        super().__init__()
+        super().__init__(token_store=token_store, tenant_id=tenant_id)
         self.xero_conn_id = xero_conn_id
-        self.token_store = token_store
-        self.tenant_id = tenant_id
 
     # --- connection ---------------------------------------------------------------------------------
 
@@ -202,161 +177,31 @@ class XeroHook(BaseHook, LedgerHook):
             backoff=float(extra("backoff", 1.0)),
         )
 
-    @cached_property
-    def params(self) -> XeroParams:
-        return self.connection_params(self.get_connection(self.xero_conn_id))
+    # --- what OAuthLedgerHook asks of a ledger --------------------------------------------------------
 
-    @cached_property
-    def session(self) -> requests.Session:
-        session = requests.Session()
-        session.headers.update(
-            {"Accept": "application/json", "User-Agent": "mamo-revenue (Airflow XeroHook)"}
+    def _refresh(self, latest: TokenSet) -> TokenSet:
+        """Xero rotates the refresh token: the answer's new one replaces the old (saved by the caller)."""
+        answer = post_token_endpoint(
+            self.params, {"grant_type": "refresh_token", "refresh_token": latest.refresh_token}, self.session
         )
-        return session
+        return token_set(answer, tenant_id=latest.tenant_id, now=self._now())
 
-    def get_conn(self) -> requests.Session:
-        return self.session
-
-    # --- tokens -------------------------------------------------------------------------------------
-
-    def _store(self) -> TokenStore:
-        if self.token_store is None or not self.tenant_id:
-            raise LedgerError(
-                "XeroHook needs a token_store and a tenant_id to call the accounting API",
-                guidance="Connect Xero for this company first.",
-            )
-        return self.token_store
-
-    def _now(self) -> datetime:
-        return utcnow()
-
-    def _access_token(self, *, stale: str | None = None) -> str:
-        """A live access token; ``stale`` is one Xero just refused (401), which forces a refresh."""
-        store = self._store()
-        if stale is None:
-            current = store.current()
-            if is_fresh(current, now=self._now()):
-                return current.access_token
-        try:
-            with store.refreshing() as latest:
-                if is_fresh(latest, now=self._now()) and latest.access_token != stale:
-                    return latest.access_token  # another worker refreshed while we waited for the lock
-                try:
-                    answer = post_token_endpoint(
-                        self.params,
-                        {"grant_type": "refresh_token", "refresh_token": latest.refresh_token},
-                        self.session,
-                    )
-                except TransientError as exc:  # retried by the caller, unless the wait is too long
-                    if exc.retry_after is not None and exc.retry_after > self.params.max_rate_limit_wait:
-                        raise exc.final() from None
-                    raise
-                fresh = token_set(answer, tenant_id=latest.tenant_id, now=self._now())
-                store.save(fresh)  # committed before the lock is released, and before the token is used
-        except GrantRejected as exc:
-            # outside ``refreshing()``: a DB store must not wait on its own row lock
-            store.mark_needs_reconnect(f"Xero answered {exc.args[0]} to a token refresh")
-            raise LedgerAuthError(
-                f"Xero refused the saved authorisation for tenant {self.tenant_id} ({exc.args[0]})",
-                guidance=RECONNECT,
-            ) from None
-        self.log.info(
-            "Refreshed the Xero access token for tenant %s (valid until %s)",
-            self.tenant_id,
-            fresh.access_expires_at.isoformat() if fresh.access_expires_at else "?",
-        )
-        return fresh.access_token
-
-    def _needs_reconnect(self, reason: str) -> LedgerAuthError:
-        self._store().mark_needs_reconnect(reason)
-        return LedgerAuthError(f"Xero tenant {self.tenant_id}: {reason}", guidance=RECONNECT)
-
-    # --- HTTP ---------------------------------------------------------------------------------------
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict | None = None,
-        body: Any = None,
-        idempotency_key: str | None = None,
-    ) -> requests.Response:
-        """One API call with the retry policy; returns any non-retryable answer for the caller to read."""
-        retrying = Retrying(
-            retry=retry_if_exception(is_retryable),
-            stop=stop_after_attempt(max(self.params.max_attempts, 1)),
-            wait=_wait(self.params.backoff),
-            reraise=True,
-            before_sleep=lambda state: self.log.warning(
-                "Xero %s %s (tenant %s): %s; retrying in %.1f s",
-                method,
-                path,
-                self.tenant_id,
-                getattr(state.outcome.exception(), "reason", "error"),
-                state.upcoming_sleep,
-            ),
-        )
-        try:
-            return retrying(self._attempt, method, path, params, body, idempotency_key)
-        except TransientError as exc:
-            raise exc.final() from None
-
-    def _attempt(
-        self, method: str, path: str, params: dict | None, body: Any, idempotency_key: str | None
-    ) -> requests.Response:
-        token = self._access_token()
-        response = self._send(method, path, token, params, body, idempotency_key)
-        if response.status_code == 401:
-            detail = loads_json(response).get("Detail") or "Unauthorized"
-            response = self._send(
-                method, path, self._access_token(stale=token), params, body, idempotency_key
-            )
-            if response.status_code == 401:
-                raise self._needs_reconnect(f"Xero refused a freshly refreshed access token ({detail})")
-        if response.status_code == 403:
-            detail = loads_json(response).get("Detail") or "Forbidden"
-            raise self._needs_reconnect(
-                f"Xero refused access to the organisation (HTTP 403: {detail}); "
-                "it may have been disconnected from the app"
-            )
-        if response.status_code == 429:
-            retry_after = float(response.headers.get("Retry-After") or 60)
-            problem = response.headers.get("X-Rate-Limit-Problem") or "Unknown"
-            if retry_after > self.params.max_rate_limit_wait:
-                until = (self._now() + timedelta(seconds=retry_after)).strftime("%Y-%m-%d %H:%M UTC")
-                raise LedgerRateLimited(
-                    f"Xero rate limit ({problem}) reached for tenant {self.tenant_id}: rate limited until {until}",
-                    retry_after=retry_after,
-                    problem=problem,
-                )
-            raise TransientError(f"HTTP 429 ({problem})", retry_after=retry_after, problem=problem)
-        if response.status_code >= 500:
-            raise TransientError(f"HTTP {response.status_code}")
-        return response
-
-    def _send(
-        self, method: str, path: str, token: str, params: dict | None, body: Any, idempotency_key: str | None
-    ) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": self.tenant_id}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+    def _prepare(
+        self, method: str, path: str, tokens: TokenSet, params: dict | None, idempotency_key: str | None
+    ) -> tuple[str, dict, dict | None]:
+        headers = {"Authorization": f"Bearer {tokens.access_token}", "xero-tenant-id": self.tenant_id}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        try:
-            response = self.session.request(
-                method,
-                self.params.api_base + path,
-                params=params,
-                headers=headers,
-                data=dumps_json(body) if body is not None else None,
-                timeout=self.params.timeout,
-            )
-        except TRANSPORT_ERRORS as exc:
-            self.log.warning("Xero %s %s (tenant %s): %s", method, path, self.tenant_id, type(exc).__name__)
-            raise TransientError(type(exc).__name__) from None
-        self.log.info("Xero %s %s -> %s (tenant %s)", method, path, response.status_code, self.tenant_id)
-        return response
+        return self.params.api_base + path, headers, params
+
+    def _retry_after(self, response: requests.Response) -> float | None:
+        return float(response.headers.get("Retry-After") or 60)
+
+    def _rate_limit_problem(self, response: requests.Response) -> str:
+        return response.headers.get("X-Rate-Limit-Problem") or "Unknown"
+
+    def _check_app(self) -> tuple[bool, str]:
+        return check_client_credentials(self.params, session=self.session)
 
     def _get(self, path: str, params: dict | None = None) -> dict:
         response = self._call("GET", path, params=params)
@@ -556,9 +401,17 @@ class XeroHook(BaseHook, LedgerHook):
         ref, day = request.reference, request.journal_date.isoformat()
         saved = (f"Xero saved the journal anyway ({saved_id}): void it in Xero first. ") if saved_id else ""
         codes = sorted(set(re.findall(r"Account code '([^']*)'", text)))
+        labels = ", ".join(dict.fromkeys(line_label(x) for x in request.lines if x.account_code in codes))
+        target = f"the category {labels}" if labels else "the category"
+        lock = _lock_date_in(text)
         if any("lock date" in m for m in messages):
+            locked = (
+                f"the period is locked in Xero before {lock.isoformat()}"
+                if lock
+                else "the period is locked in Xero"
+            )
             error: LedgerError = LedgerLockedPeriod(
-                f"Xero refused journal {ref} dated {day}: {text}",
+                f"Xero refused journal {ref} dated {day}: {locked} ({text})",
                 guidance=f"{saved}{day} is on or before the lock date in Xero. Ask the Xero adviser to move the "
                 "lock date (Settings > Advanced > Financial settings), or post the period by hand.",
             )
@@ -566,13 +419,13 @@ class XeroHook(BaseHook, LedgerHook):
             error = LedgerAccountError(
                 f"Xero refused journal {ref}: {text}",
                 guidance=f"{saved}Account {', '.join(codes)} is archived in Xero. Restore it in Xero's chart of "
-                "accounts, or map the category to an active account, then re-run the period.",
+                f"accounts, or map {target} to an active account, then re-run the period.",
             )
         elif codes or any("recognised account" in m or "AccountID" in m for m in messages):
             error = LedgerAccountError(
                 f"Xero did not recognise an account of journal {ref}: {text}",
                 guidance=f"{saved}Account {', '.join(codes) or '(by id)'} does not exist in this Xero organisation. "
-                "Map the category to an account of the chart, then re-run the period.",
+                f"Map {labels or 'the category'} to an active account of the chart, then re-run the period.",
             )
         elif any("must equal total credits" in m for m in messages):
             error = LedgerValidationError(
@@ -589,12 +442,48 @@ class XeroHook(BaseHook, LedgerHook):
         error.ledger_messages, error.ledger_id = messages, saved_id
         return error
 
-    def test_connection(self) -> tuple[bool, str]:
-        """With a tenant: read the organisation. Without (the UI's Test button): check the app's credentials."""
-        try:
-            if self.token_store is None or not self.tenant_id:
-                return check_client_credentials(self.params, session=self.session)
-            settings = self.get_settings()
-            return True, f"Connected to {settings.organisation_name} (base currency {settings.base_currency})"
-        except Exception as exc:  # the UI shows the message; a test must not raise
-            return False, str(exc)
+    def void_journal(self, reference: str) -> PostedJournal | None:
+        """Void the journal carrying ``reference``: ``POST /ManualJournals/{id}`` with Status VOIDED.
+
+        Xero keeps a voided journal, lines and all, out of its reports; a draft cannot be voided and is
+        DELETED instead. A journal dated in a locked period cannot be voided (``LedgerLockedPeriod``).
+        Voiding again returns the voided journal unchanged.
+        """
+        found = self.find_journal(reference)
+        if found is None or found.status in ("VOIDED", "DELETED"):
+            return found
+        status = "VOIDED" if found.status == "POSTED" else "DELETED"
+        response = self._call(
+            "POST",
+            f"/ManualJournals/{found.ledger_id}",
+            params={"summarizeErrors": "false"},
+            body={"ManualJournals": [{"Status": status}]},
+            idempotency_key=f"{reference}:void:{found.ledger_id}",
+        )
+        data = loads_json(response)
+        request = JournalRequest(reference, found.journal_date or date.min, "", found.lines)
+        if response.status_code == 400:
+            elements = data.get("Elements") or []
+            messages = [e["Message"] for el in elements for e in el.get("ValidationErrors") or []]
+            raise self._refusal(request, messages or [data.get("Message") or "HTTP 400"])
+        if response.status_code != 200:
+            raise self._unexpected(response, f"POST /ManualJournals/{found.ledger_id} ({reference})")
+        journal = (data.get("ManualJournals") or [{}])[0]
+        errors = [m.get("Message", "") for m in journal.get("ValidationErrors") or []]
+        if errors:
+            raise self._refusal(request, errors)
+        if journal.get("Status") != status:
+            raise LedgerValidationError(
+                f"Xero left journal {reference} ({found.ledger_id}) {journal.get('Status')}, not {status}"
+            )
+        self.log.info("Voided Xero journal %s (%s) for tenant %s", reference, found.ledger_id, self.tenant_id)
+        return replace(found, status=status, posted=False)
+
+
+def _lock_date_in(text: str) -> date | None:
+    """The lock date Xero names ("currently set at 31-Oct-2026"), if it does."""
+    match = re.search(r"currently set at (\d{1,2}-[A-Za-z]{3}-\d{4})", text)
+    try:
+        return datetime.strptime(match.group(1), "%d-%b-%Y").date() if match else None
+    except ValueError:
+        return None

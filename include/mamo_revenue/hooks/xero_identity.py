@@ -6,17 +6,20 @@ Tokens and secrets are never logged here; callers log only outcomes.
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
 from urllib.parse import urlencode
 
 import requests
 
-from mamo_revenue.errors import LedgerAuthError, LedgerError, LedgerRateLimited, LedgerUnavailable
+from mamo_revenue.errors import LedgerAuthError, LedgerError, LedgerUnavailable
 from mamo_revenue.hooks.oauth import expires_at, unverified_jwt_claims
+from mamo_revenue.hooks.oauth_ledger import (  # noqa: F401 (re-exported: the connect flow imports them here)
+    TRANSPORT_ERRORS,
+    GrantRejected,
+    TransientError,
+    dumps_json,
+    loads_json,
+)
 
 XERO_API_BASE = "https://api.xero.com/api.xro/2.0"
 XERO_AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
@@ -25,7 +28,6 @@ XERO_REVOCATION_URL = "https://identity.xero.com/connect/revocation"
 XERO_CONNECTIONS_URL = "https://api.xero.com/connections"
 XERO_JOURNAL_URL = "https://go.xero.com/Journal/View.aspx?invoiceID={id}"
 DEFAULT_SCOPES = "openid offline_access accounting.settings accounting.manualjournals"
-TRANSPORT_ERRORS = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 RECONNECT = (
     "Reconnect Xero for this company (Connect Xero in the Revenue accounting page) and approve access again."
 )
@@ -51,56 +53,6 @@ class XeroParams:
     backoff: float = 1.0  # first wait between attempts (exponential, with jitter)
 
 
-class TransientError(Exception):
-    """One attempt failed in a way that retrying may fix (timeouts, broken connections, 5xx, short 429)."""
-
-    def __init__(self, reason: str, *, retry_after: float | None = None, problem: str | None = None):
-        super().__init__(reason)
-        self.reason, self.retry_after, self.problem = reason, retry_after, problem
-
-    def final(self) -> LedgerError:
-        if self.problem is not None:
-            return LedgerRateLimited(
-                f"Xero rate limit ({self.problem}) still exhausted after retries",
-                retry_after=self.retry_after,
-                problem=self.problem,
-            )
-        return LedgerUnavailable(f"Xero did not answer usefully after several attempts: {self.reason}")
-
-
-class GrantRejected(Exception):
-    """The token endpoint answered ``invalid_grant``: the refresh token (or code) is dead."""
-
-
-def loads_json(response: requests.Response) -> Any:
-    """JSON with exact amounts (``Decimal``); ``{}`` for an empty body."""
-    if not response.content:
-        return {}
-    try:
-        return json.loads(response.content.decode("utf-8"), parse_float=Decimal)
-    except ValueError:
-        return {"Message": response.text[:300]}
-
-
-_DECIMAL_MARK = "\u0000decimal:"
-_DECIMAL_OUT = re.compile(r'"\\u0000decimal:([^"]*)"')
-
-
-def dumps_json(body: Any) -> bytes:
-    """JSON where ``Decimal`` is written as an exact number (``184.91``), never through a float."""
-
-    def prep(o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return _DECIMAL_MARK + str(o)
-        if isinstance(o, dict):
-            return {k: prep(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [prep(v) for v in o]
-        return o
-
-    return _DECIMAL_OUT.sub(r"\1", json.dumps(prep(body), ensure_ascii=False)).encode("utf-8")
-
-
 def post_token_endpoint(params: XeroParams, data: dict, session: requests.Session | None = None) -> dict:
     """One call to the token endpoint, client authenticated with HTTP Basic."""
     http = session or requests
@@ -113,7 +65,7 @@ def post_token_endpoint(params: XeroParams, data: dict, session: requests.Sessio
             timeout=params.timeout,
         )
     except TRANSPORT_ERRORS as exc:
-        raise TransientError(f"token endpoint: {type(exc).__name__}") from None
+        raise TransientError(f"token endpoint: {type(exc).__name__}", ledger="Xero") from None
     if response.status_code == 200:
         return loads_json(response)
     if response.status_code == 429:
@@ -122,9 +74,10 @@ def post_token_endpoint(params: XeroParams, data: dict, session: requests.Sessio
             "token endpoint: HTTP 429",
             retry_after=retry_after,
             problem=response.headers.get("X-Rate-Limit-Problem") or "Unknown",
+            ledger="Xero",
         )
     if response.status_code >= 500:
-        raise TransientError(f"token endpoint: HTTP {response.status_code}")
+        raise TransientError(f"token endpoint: HTTP {response.status_code}", ledger="Xero")
     error = loads_json(response).get("error") if response.content else None
     if error in ("invalid_grant", "invalid_code"):
         raise GrantRejected(error)
