@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from mamo_revenue.airflow_settings import (
     SettingsFileError,
     SettingsLoadError,
@@ -27,7 +28,12 @@ from mamo_revenue.airflow_settings import (
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = REPO / "airflow_settings.yaml"
-SANDBOX_SECRETS = ("sk-demo-0000-mamo-sandbox", "mamo-sandbox-secret", "local-dev-only-not-a-secret")
+SANDBOX_SECRETS = (
+    "sk-demo-0000-mamo-sandbox",
+    "mamo-sandbox-secret",
+    "mamo-sandbox-zoho-secret",
+    "local-dev-only-not-a-secret",
+)
 XERO_EXTRA = {
     "authorize_url": "http://127.0.0.1:8702/identity/connect/authorize",
     "token_url": "http://127.0.0.1:8702/identity/connect/token",
@@ -35,6 +41,13 @@ XERO_EXTRA = {
     "redirect_uri": "http://127.0.0.1:8080/revenue-accounting/oauth/callback",
     "scopes": "openid offline_access accounting.settings accounting.manualjournals",
 }
+ZOHO_EXTRA = {
+    "accounts_url": "http://127.0.0.1:8703/us/accounts",
+    "redirect_uri": "http://127.0.0.1:8080/revenue-accounting/oauth/callback",
+    "scopes": "ZohoBooks.accountants.CREATE,ZohoBooks.accountants.READ,ZohoBooks.settings.READ",
+    "publish": "published",
+}
+CONN_IDS = ("mamo_revenue_db", "mamo_default", "xero_default", "zoho_books_default")
 POOLS = {"xero_api": 2, "zoho_books_api": 2, "mamo_api": 4}
 
 
@@ -70,6 +83,12 @@ def test_committed_file_is_astro_format_with_the_local_connections():
             "login": "mamo-sandbox-client",
             "password": "mamo-sandbox-secret",
             "extra": XERO_EXTRA,
+        },
+        "zoho_books_default": {
+            "conn_type": "zoho_books",
+            "login": "mamo-sandbox-zoho-client",
+            "password": "mamo-sandbox-zoho-secret",
+            "extra": ZOHO_EXTRA,
         },
     }
     assert {p.name: p.slots for p in settings.pools} == POOLS
@@ -184,7 +203,10 @@ def test_connections_as_env_gives_one_json_value_per_connection():
         "AIRFLOW_CONN_MAMO_DEFAULT",
         "AIRFLOW_CONN_MAMO_REVENUE_DB",
         "AIRFLOW_CONN_XERO_DEFAULT",
+        "AIRFLOW_CONN_ZOHO_BOOKS_DEFAULT",
     ]
+    zoho = json.loads(env["AIRFLOW_CONN_ZOHO_BOOKS_DEFAULT"])
+    assert zoho["conn_type"] == "zoho_books" and zoho["extra"] == ZOHO_EXTRA
     xero = json.loads(env["AIRFLOW_CONN_XERO_DEFAULT"])
     assert xero["conn_type"] == "xero" and xero["extra"] == XERO_EXTRA
     assert json.loads(env["AIRFLOW_CONN_MAMO_REVENUE_DB"])["host"] == str(REPO / "var" / "mamo_revenue.db")
@@ -355,7 +377,7 @@ def loaded(airflow_env):
 
 @pytest.mark.airflow
 def test_load_reports_every_entry_by_id(loaded):
-    assert loaded.connections == ("mamo_revenue_db", "mamo_default", "xero_default")
+    assert loaded.connections == CONN_IDS
     assert loaded.pools == ("xero_api", "zoho_books_api", "mamo_api")
     assert loaded.variables == ()
 
@@ -396,11 +418,11 @@ def test_reloading_overwrites_then_restores_without_duplicates(airflow_env, load
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Loaded 3 connection(s) mamo_revenue_db, mamo_default, xero_default; 3 pool(s)" in done.stdout
+    assert f"Loaded 4 connection(s) {', '.join(CONN_IDS)}; 3 pool(s)" in done.stdout
     for secret in SANDBOX_SECRETS:
         assert secret not in done.stdout + done.stderr
     connections = airflow_json(airflow_env, "connections", "list")
-    assert sorted(c["conn_id"] for c in connections) == ["mamo_default", "mamo_revenue_db", "xero_default"]
+    assert sorted(c["conn_id"] for c in connections) == sorted(CONN_IDS)
     pools = airflow_json(airflow_env, "pools", "list")
     assert sorted(p["pool"] for p in pools) == sorted([*POOLS, "default_pool"])
     assert {p["pool"]: int(p["slots"]) for p in pools if p["pool"] in POOLS} == POOLS

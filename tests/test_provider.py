@@ -64,3 +64,13 @@ print("LABEL", manager.field_behaviours["xero"]["relabeling"]["login"], "|", man
         timeout=300,
     )
     assert listed.returncode == 0 and "mamo-revenue" in listed.stdout
+
+
+def test_provider_info_declares_zoho_books():
+    types = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}
+    zoho = types["zoho_books"]
+    assert zoho["hook-class-name"] == "mamo_revenue.hooks.zoho_books.ZohoBooksHook"
+    assert zoho["ui-field-behaviour"]["relabeling"] == {"login": "Client ID", "password": "Client secret"}
+    assert set(zoho["ui-field-behaviour"]["hidden-fields"]) == {"schema", "port", "host"}
+    assert set(zoho["conn-fields"]) == {"accounts_url", "redirect_uri", "scopes", "publish"}
+    assert zoho["conn-fields"]["accounts_url"]["schema"]["default"] == "https://accounts.zoho.com"

@@ -99,7 +99,8 @@ def typed_frame(data: Mapping[str, Any], dtypes: Mapping[str, Any] = CHARGE_STAT
     ``dtypes``: the one place the snapshot and charge state frames get their dtypes.
 
     Text columns become ``category`` (None → NaN), except ``charge_id`` (object) and ``problems``
-    (None → ""); minor units int64 (a null is refused) or nullable ``Int64``; recorded flags bool.
+    (None → ""); minor units int64 or nullable ``Int64`` (a float or, in int64, a null raises
+    ``TypeError``); recorded flags bool (from booleans or 0/1).
     """
     columns: dict[str, Any] = {}
     for name, dtype in dtypes.items():
@@ -117,13 +118,14 @@ def typed_frame(data: Mapping[str, Any], dtypes: Mapping[str, Any] = CHARGE_STAT
             columns[name] = pd.Series(values, dtype="datetime64[ns]").array
         elif dtype == "Int64":
             columns[name] = pd.array(values, dtype="Int64")
-        elif dtype == "int64":
-            array = values if isinstance(values, np.ndarray) else np.fromiter(values, dtype=np.int64)
-            if array.dtype.kind not in "iub" and array.size:
-                raise TypeError(f"column {name} must hold integers, not {array.dtype}")
-            columns[name] = array.astype(np.int64, copy=False)
-        else:
-            columns[name] = np.asarray(values, dtype=dtype)
+        else:  # int64 (minor units) or bool (0/1 from SQL, or booleans): never a float, never a null
+            array = np.asarray(values)
+            if array.size and (
+                array.dtype.kind not in ("iu" if dtype == "int64" else "iub")
+                or (array.dtype.kind in "iu" and dtype == "bool" and (array.min() < 0 or array.max() > 1))
+            ):
+                raise TypeError(f"column {name} must hold {dtype} values, not {array.dtype}")
+            columns[name] = array.astype(dtype, copy=False)
     return pd.DataFrame(columns, columns=list(dtypes), copy=False)
 
 

@@ -72,6 +72,10 @@ class Embedded:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "15",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "15",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            # Everything starts at once on a small machine: give task-to-API calls time to get through.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+            # `airflow standalone` starts its components as `airflow …` found on PATH: this venv's.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         # The connections are also loaded into the metadata DB (the UI lists them); as env vars
         # they serve this process and any `airflow` command before that load.

@@ -28,6 +28,7 @@ from mamo_revenue.events import (
     event_keys,
     events_frame,
     mul_div_half_up,
+    typed_frame,
 )
 from mamo_revenue.money import div_round_half_up
 from mamo_revenue.periods import Frequency, Period
@@ -495,3 +496,14 @@ def test_event_key_is_the_stores_key():
         event_key("refund", "c1")
     with pytest.raises(ValueError):
         event_key("bonus", "c1")
+
+
+def test_typed_frame_refuses_floats_and_nulls_in_minor_units():
+    with pytest.raises(TypeError, match="amount_minor"):
+        typed_frame({"amount_minor": [105.5]}, {"amount_minor": "int64"})
+    with pytest.raises(TypeError, match="amount_minor"):
+        typed_frame({"amount_minor": [None]}, {"amount_minor": "int64"})
+    with pytest.raises(TypeError, match="sale_recorded"):
+        typed_frame({"sale_recorded": [2]}, {"sale_recorded": "bool"})
+    flags = typed_frame({"sale_recorded": [0, 1]}, {"sale_recorded": "bool"})  # SQL's MAX(CASE …)
+    assert flags["sale_recorded"].tolist() == [False, True]

@@ -415,28 +415,37 @@ class ZohoBooksHook(OAuthLedgerHook):
         return "published" if self.params.publish == "published" else "draft"
 
     def _existing(self, request: JournalRequest) -> PostedJournal | None:
+        """The journal already in Zoho Books for this request, settled (a draft of ours published);
+        None when there is none to reuse (reversed ones do not count)."""
         originals, reversals = self._candidates(request.reference)
         reversed_ids = self._reversed_ids(reversals)
-        for item in originals:
-            if str(item["journal_id"]) in reversed_ids:
-                continue
-            journal = self._journal(str(item["journal_id"]))
-            if _shape(journal.get("line_items") or []) != _request_shape(request.lines):
-                what = "published" if item.get("status") == "published" else "a draft"
-                raise LedgerConflict(
-                    f"Zoho Books journal {item['journal_id']} ({what}) carries reference {request.reference} "
-                    "but its lines differ from the journal to post",
-                    guidance="Reverse (or, if a draft, delete) that journal in Zoho Books, then re-run the period.",
-                )
-            self.log.info(
-                "Zoho Books journal %s (%s) already carries %s for organisation %s",
-                item["journal_id"],
-                item.get("status"),
-                request.reference,
-                self.tenant_id,
+        kept = [j for j in originals if str(j["journal_id"]) not in reversed_ids]
+        live = [j for j in kept if j.get("status") == "published"]
+        if len(live) > 1:
+            ids = ", ".join(str(j["journal_id"]) for j in live)
+            raise LedgerConflict(
+                f"Zoho Books holds {len(live)} published journals with reference {request.reference}: {ids}",
+                guidance="Reverse or delete all but one of them in Zoho Books, then re-run the period.",
             )
-            return self._settle(request, journal)
-        return None
+        chosen = (live or kept or [None])[-1]
+        if chosen is None:
+            return None
+        journal = self._journal(str(chosen["journal_id"]))
+        if _shape(journal.get("line_items") or []) != _request_shape(request.lines):
+            what = "published" if chosen.get("status") == "published" else "a draft"
+            raise LedgerConflict(
+                f"Zoho Books journal {chosen['journal_id']} ({what}) carries reference {request.reference} "
+                "but its lines differ from the journal to post",
+                guidance="Reverse (or, if a draft, delete) that journal in Zoho Books, then re-run the period.",
+            )
+        self.log.info(
+            "Zoho Books journal %s (%s) already carries %s for organisation %s",
+            chosen["journal_id"],
+            chosen.get("status"),
+            request.reference,
+            self.tenant_id,
+        )
+        return self._settle(request, journal)
 
     def _create(self, request: JournalRequest, body: dict) -> PostedJournal:
         result = self._call("POST", "/journals", body=body, landed=lambda: self._existing(request))
