@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,12 +51,19 @@ def _use_local_connections_if_unset() -> None:
 # --- embedded product ---------------------------------------------------------------------------
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_run(args) -> int:
     from mamo_revenue.local import ADMIN_PASSWORD, ADMIN_USER, Embedded, stop
 
     embedded = Embedded.here()
     embedded.activate()
     sandboxes = standalone = None
+    # Ctrl-C or a TERM from a supervisor: stop the sandboxes and Airflow (they run in sessions of their own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         sandboxes = embedded.start_sandboxes()
         embedded.bootstrap_demo()
