@@ -222,7 +222,7 @@ class OAuthLedgerHook(BaseHook, LedgerHook):
                 store.save(fresh)  # committed before the lock is released, and before the token is used
         except GrantRejected as exc:
             # outside ``refreshing()``: a DB store must not wait on its own row lock
-            store.mark_needs_reconnect(f"{self.hook_name} answered {exc.args[0]} to a token refresh")
+            store.mark_needs_reconnect(f"{self.hook_name} refused the token refresh ({exc.args[0]})")
             raise LedgerAuthError(
                 f"{self.hook_name} refused the saved authorisation for {self.tenant_label} "
                 f"{self.tenant_id} ({exc.args[0]})",
