@@ -89,6 +89,8 @@ _INT64_MAX = 2**63 - 1
 #: More distinct days than this in one run's snapshots: look periods up per unique day instead.
 _MAX_DAY_TABLE = 200_000
 _SALE_STATUSES = tuple(sorted(str(status) for status in CAPTURED_STATUSES))
+#: New events go out in runs of this many charges (see the end of ``derive_events``).
+_RUN_ROWS = 16_384
 
 
 # --- frames ------------------------------------------------------------------------------------------
@@ -431,10 +433,21 @@ def derive_events(
     )
     worth = increase > 0  # an increase worth 0 fils waits for the next one
     new_refund = rising[worth]
-    parts = [np.flatnonzero(mask) for mask in (new_sale, new_fee, new_fee_vat)] + [new_refund]
-    amounts = np.concatenate([gross[parts[0]], fee[parts[1]], fee_vat[parts[2]], increase[worth]])
-    kinds = np.repeat(np.arange(len(parts), dtype=np.int8), [rows.size for rows in parts])  # KIND_DTYPE order
-    charge_ids = charges["charge_id"].to_numpy(dtype=object)[np.concatenate(parts)]
+    # Sales, fees and fee VAT go out in runs of charges (``_RUN_ROWS``), each run's three kinds
+    # together, so the charge-id objects a run references are still in cache when the second and
+    # third kind take them; the refunds come last. Kind codes follow ``KIND_DTYPE``.
+    once = [np.flatnonzero(mask) for mask in (new_sale, new_fee, new_fee_vat)]
+    values = [gross[once[0]], fee[once[1]], fee_vat[once[2]]]
+    edges = np.arange(0, len(charges) + _RUN_ROWS, _RUN_ROWS)
+    bounds = [np.searchsorted(rows, edges).tolist() for rows in once]
+    runs = [(kind, bounds[kind][i], bounds[kind][i + 1]) for i in range(edges.size - 1) for kind in range(3)]
+    rows = np.concatenate([once[kind][start:end] for kind, start, end in runs] + [new_refund])
+    amounts = np.concatenate([values[kind][start:end] for kind, start, end in runs] + [increase[worth]])
+    kinds = np.repeat(
+        np.array([kind for kind, _, _ in runs] + [3], dtype=np.int8),
+        [end - start for _, start, end in runs] + [new_refund.size],
+    )
+    charge_ids = charges["charge_id"].to_numpy(dtype=object)[rows]
     return _new_events(period.key, charge_ids, kinds, amounts, refund[new_refund])
 
 

@@ -204,7 +204,7 @@ def extract_step(company_id: str, info: RunInfo, *, engine=None, now: datetime |
                                    closed_periods=closed, company=company_id)
         with session_scope(engine) as session:
             inserted = repo.record_events(session, company_id, new_events, info.run_id)
-    counts = new_events["kind"].value_counts().to_dict() if len(new_events) else {}
+    counts = {str(k): int(v) for k, v in new_events["kind"].value_counts().items() if v}
     log.info("Company %s, period %s: read %d Mamo charges created since %s; recorded %d new events %s.",
              company_id, period.label, len(charges), created_from.isoformat(sep=" "), inserted, counts)
     return {"state": "extracted", "period": period.label, "frequency": company.frequency,

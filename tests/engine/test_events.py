@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mamo_revenue import events as events_module
 from mamo_revenue.charges import Charge, ChargeStatus
 from mamo_revenue.errors import ChargeDataError, CurrencyPolicyError
 from mamo_revenue.events import (
@@ -507,3 +508,18 @@ def test_typed_frame_refuses_floats_and_nulls_in_minor_units():
         typed_frame({"sale_recorded": [2]}, {"sale_recorded": "bool"})
     flags = typed_frame({"sale_recorded": [0, 1]}, {"sale_recorded": "bool"})  # SQL's MAX(CASE …)
     assert flags["sale_recorded"].tolist() == [False, True]
+
+
+def test_events_come_out_the_same_in_runs_of_any_size(monkeypatch):
+    charges = [
+        charge(f"c{i}", amount=1000 + i, refund=i % 3 * 100, fee=None if i % 4 == 0 else 405 + i)
+        for i in range(23)
+    ]
+    whole = derive(charges)
+    monkeypatch.setattr(events_module, "_RUN_ROWS", 2)
+    in_runs = derive(charges)
+    assert len(in_runs) == len(whole)
+    assert table(in_runs) == table(whole)
+    assert sorted(event_keys(in_runs)) == sorted(event_keys(whole))
+    refunds = in_runs["kind"] == "refund"
+    assert refunds.to_numpy()[-int(refunds.sum()) :].all()  # refunds come last
