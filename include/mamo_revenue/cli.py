@@ -83,7 +83,8 @@ def cmd_run(args) -> int:
         else:
             raise SystemExit(f"Airflow did not start; see {embedded.var / 'airflow-standalone.log'}")
         print(f"\n  Airflow UI:  {url}\n  Login:       {ADMIN_USER} / {ADMIN_PASSWORD}\n"
-              f"  DAG:         mamo_sync_demo (recent daily periods run and post to the Xero sandbox)\n"
+              f"  DAGs:        mamo_sync_demo (Xero sandbox), mamo_sync_demo_zoho (Zoho Books sandbox):\n"
+              f"               recent daily periods run and post one journal each\n"
               f"  Logs:        {embedded.var}/airflow-standalone.log, {embedded.var}/sandboxes.log\n"
               f"  Stop:        Ctrl-C\n", flush=True)
         standalone.wait()
@@ -97,9 +98,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from mamo_revenue.db import repository as repo
-    from mamo_revenue.db.session import engine_for_connection, session_scope
-    from mamo_revenue.local import DEMO_COMPANY, DEMO_TZ, Embedded, stop
+    from mamo_revenue.db.session import engine_for_connection
+    from mamo_revenue.local import DEMO_COMPANIES, DEMO_TZ, Embedded, stop
     from mamo_revenue.periods import Period
 
     embedded = Embedded.here()
@@ -112,32 +112,43 @@ def cmd_demo(args) -> int:
         period = Period.parse(args.period) if args.period else Period.last_complete_before(
             datetime.now(UTC), DEMO_TZ, "daily")
         engine = engine_for_connection()
-        with session_scope(engine) as session:
-            before = repo.get_sync_record(session, DEMO_COMPANY, period.key)
-            was_closed = before is not None and before.closed
-        print(f"• Syncing period {period.label} of '{DEMO_COMPANY}' through the DAG (airflow dags test) …",
-              flush=True)
-        result = embedded.airflow("dags", "test", f"mamo_sync_{DEMO_COMPANY}", "--conf",
-                                  json.dumps({"period": period.label}), check=False, quiet=not args.verbose)
-        with session_scope(engine) as session:
-            record = repo.get_sync_record(session, DEMO_COMPANY, period.key)
-            summary = _record_summary(record) if record else None
-        if result.returncode != 0 or summary is None or summary["status"] == "failed":
-            print(f"\nThe sync of {period.label} failed: "
-                  f"{summary['error'] if summary else 'see the output above (run with --verbose)'}")
-            return 1
-        if was_closed:
-            print(f"\nPeriod {period.label} is already posted (reference {summary['reference']}, ledger "
-                  f"journal {summary['ledger_journal_id'] or '—'}): nothing was posted this time.")
-        elif summary["status"] == "nothing_to_post":
-            print(f"\nPeriod {period.label} had no Mamo activity: nothing to post.")
-        else:
-            print(f"\nPosted period {period.label}:")
-        if summary["status"] == "posted":
-            _print_ledger_journal(engine, DEMO_COMPANY, summary["reference"])
-        return 0
+        failed = 0
+        for company_id, _name, platform, _conn in DEMO_COMPANIES:
+            failed += _demo_one(embedded, engine, company_id, platform, period, verbose=args.verbose)
+        return 1 if failed else 0
     finally:
         stop(sandboxes)
+
+
+def _demo_one(embedded, engine, company_id: str, platform: str, period, *, verbose: bool) -> int:
+    """Sync one period of one demo company through its DAG; print the outcome. 1 when it failed."""
+    from mamo_revenue.db import repository as repo
+    from mamo_revenue.db.session import session_scope
+
+    with session_scope(engine) as session:
+        before = repo.get_sync_record(session, company_id, period.key)
+        was_closed = before is not None and before.closed
+    print(f"\n• {company_id} ({platform}): syncing period {period.label} through the DAG "
+          f"(airflow dags test mamo_sync_{company_id}) …", flush=True)
+    result = embedded.airflow("dags", "test", f"mamo_sync_{company_id}", "--conf",
+                              json.dumps({"period": period.label}), check=False, quiet=not verbose)
+    with session_scope(engine) as session:
+        record = repo.get_sync_record(session, company_id, period.key)
+        summary = _record_summary(record) if record else None
+    if result.returncode != 0 or summary is None or summary["status"] == "failed":
+        print(f"  The sync of {period.label} failed: "
+              f"{summary['error'] if summary else 'see the output above (run with --verbose)'}")
+        return 1
+    if was_closed:
+        print(f"  Period {period.label} is already posted (reference {summary['reference']}, ledger "
+              f"journal {summary['ledger_journal_id'] or '—'}): nothing was posted this time.")
+    elif summary["status"] == "nothing_to_post":
+        print(f"  Period {period.label} had no Mamo activity: nothing to post.")
+    else:
+        print(f"  Posted period {period.label}:")
+    if summary["status"] == "posted":
+        _print_ledger_journal(engine, company_id, summary["reference"])
+    return 0
 
 
 def _record_summary(record) -> dict:

@@ -41,65 +41,139 @@ def _company(engine, company_id: str):
         return company
 
 
-def _xero_params(company):
-    from airflow.sdk import BaseHook
+class _Connector:
+    """One ledger's consent: its consent URL, and what the callback is exchanged for."""
 
-    from mamo_revenue.hooks.xero import XeroHook
+    pkce = False
 
-    return XeroHook.connection_params(BaseHook.get_connection(company.ledger_conn_id))
+    def params(self, company):
+        from airflow.sdk import BaseHook
+
+        from mamo_revenue.hooks.registry import ledger_hook_class
+
+        return ledger_hook_class(company.ledger_platform).connection_params(
+            BaseHook.get_connection(company.ledger_conn_id))
+
+    def authorization_url(self, params, state: str, challenge: str | None, *, first_connect: bool) -> str:
+        raise NotImplementedError
+
+    def complete(self, params, query: dict, verifier: str | None, *, stored_refresh: str | None
+                 ) -> tuple[dict, list[dict]]:
+        """The exchanged tokens and the organisations of this consent, as ``{"id", "name"}``."""
+        raise NotImplementedError
+
+    def token_set(self, params, exchanged: dict, organisation_id: str, *, stored_refresh: str | None) -> TokenSet:
+        raise NotImplementedError
+
+
+class _XeroConnector(_Connector):
+    pkce = True
+
+    def authorization_url(self, params, state, challenge, *, first_connect):
+        from mamo_revenue.hooks.xero import authorization_url
+
+        return authorization_url(params, state, challenge)
+
+    def complete(self, params, query, verifier, *, stored_refresh):
+        from mamo_revenue.hooks.xero import exchange_code, list_tenants
+
+        tokens = exchange_code(params, query["code"][0], verifier)
+        tenants = list_tenants(params, tokens["access_token"], tokens.get("auth_event_id"))
+        return tokens, [{"id": t["tenantId"], "name": t["tenantName"]} for t in tenants
+                        if t.get("tenantType", "ORGANISATION") == "ORGANISATION"]
+
+    def token_set(self, params, exchanged, organisation_id, *, stored_refresh):
+        return TokenSet(access_token=exchanged["access_token"], refresh_token=exchanged["refresh_token"],
+                        access_expires_at=exchanged["access_expires_at"], tenant_id=organisation_id)
+
+
+class _ZohoBooksConnector(_Connector):
+    def authorization_url(self, params, state, challenge, *, first_connect):
+        from mamo_revenue.hooks.zoho_identity import authorization_url
+
+        # prompt=consent (a new refresh token) only when the company holds no live grant: Zoho keeps
+        # at most 20 refresh tokens per user and silently drops the oldest.
+        return authorization_url(params, state, first_connect=first_connect)
+
+    def complete(self, params, query, verifier, *, stored_refresh):
+        from mamo_revenue.hooks.zoho_identity import exchange_code, list_organizations
+
+        tokens = exchange_code(params, query["code"][0], query.get("accounts-server", [None])[0])
+        organisations = list_organizations(params, tokens["access_token"], tokens["api_domain"])
+        return tokens, [{"id": str(o["organization_id"]), "name": o["name"]} for o in organisations]
+
+    def token_set(self, params, exchanged, organisation_id, *, stored_refresh):
+        from mamo_revenue.hooks.zoho_identity import token_set
+
+        return token_set(exchanged, organisation_id, refresh_token=stored_refresh)
+
+
+CONNECTORS = {"xero": _XeroConnector(), "zoho_books": _ZohoBooksConnector()}
+
+
+def _connector(company) -> _Connector:
+    try:
+        return CONNECTORS[company.ledger_platform]
+    except KeyError:
+        raise errors.MamoRevenueError(f"connecting {company.ledger_platform} is not supported") from None
+
+
+def _live_refresh_token(engine, company_id: str) -> str | None:
+    """The refresh token of a still-connected grant (a reconnect keeps it where the ledger mints none)."""
+    with session_scope(engine) as session:
+        row = repo.get_ledger_connection(session, company_id)
+        if row is None or row.status != "connected" or not row.refresh_token_enc:
+            return None
+        return repo.read_tokens(row, load_cipher()).refresh_token
 
 
 def start(engine, company_id: str) -> PendingConsent:
-    """The consent URL for the company's ledger, with a fresh ``state`` and PKCE pair."""
-    from mamo_revenue.hooks.xero import authorization_url
-
+    """The consent URL for the company's ledger, with a fresh ``state`` (and PKCE pair where supported)."""
     company = _company(engine, company_id)
-    if company.ledger_platform != "xero":
-        raise errors.MamoRevenueError(f"connecting {company.ledger_platform} is not supported yet")
-    params = _xero_params(company)
+    connector = _connector(company)
     state, pkce = secrets.token_urlsafe(24), pkce_pair()
-    return PendingConsent(company_id, company.ledger_platform, authorization_url(params, state, pkce.challenge),
-                          state, pkce.verifier)
+    url = connector.authorization_url(connector.params(company), state,
+                                      pkce.challenge if connector.pkce else None,
+                                      first_connect=_live_refresh_token(engine, company_id) is None)
+    return PendingConsent(company_id, company.ledger_platform, url, state, pkce.verifier)
 
 
 def finish(engine, pending: PendingConsent, callback_url: str, *, tenant_name: str | None = None) -> str:
     """Exchange the callback's code, choose the organisation, store the grant; returns its name."""
-    from mamo_revenue.hooks.xero import exchange_code, list_tenants
-
     query = parse_qs(urlsplit(callback_url).query)
-    if query.get("state", [None])[0] != pending.state:
+    if not secrets.compare_digest(query.get("state", [""])[0], pending.state):
         raise errors.LedgerAuthError("the consent callback's state does not match: refused",
                                      guidance="Start the connection again from the beginning.")
     if "error" in query:
         raise errors.LedgerAuthError(f"the ledger's consent was not given ({query['error'][0]})",
                                      guidance="Start the connection again and choose Allow.")
     company = _company(engine, pending.company_id)
-    params = _xero_params(company)
-    tokens = exchange_code(params, query["code"][0], pending.code_verifier)
-    tenants = list_tenants(params, tokens["access_token"], tokens.get("auth_event_id"))
-    chosen = choose_tenant(tenants, tenant_name)
+    connector = _connector(company)
+    params = connector.params(company)
+    stored = _live_refresh_token(engine, company.id)
+    exchanged, organisations = connector.complete(params, query, pending.code_verifier, stored_refresh=stored)
+    chosen = choose_tenant(organisations, tenant_name)
+    tokens = connector.token_set(params, exchanged, chosen["id"], stored_refresh=stored)
     with session_scope(engine) as session:
-        repo.connect_ledger(
-            session, company.id, platform="xero", cipher=load_cipher(), tenant_name=chosen["tenantName"],
-            tokens=TokenSet(access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
-                            access_expires_at=tokens["access_expires_at"], tenant_id=chosen["tenantId"]))
-    return chosen["tenantName"]
+        repo.connect_ledger(session, company.id, platform=company.ledger_platform, cipher=load_cipher(),
+                            tenant_name=chosen["name"], tokens=tokens)
+    return chosen["name"]
 
 
-def choose_tenant(tenants: list[dict], name: str | None) -> dict:
-    organisations = [t for t in tenants if t.get("tenantType", "ORGANISATION") == "ORGANISATION"]
+def choose_tenant(organisations: list[dict], name: str | None) -> dict:
+    """The organisation named ``name`` among those the consent covers (the only one when unnamed)."""
     if not organisations:
         raise errors.LedgerAuthError("the consent gave access to no organisation",
                                      guidance="Connect again and tick the organisation to connect.")
     if name is None:
         if len(organisations) == 1:
             return organisations[0]
-        names = ", ".join(repr(t["tenantName"]) for t in organisations)
+        names = ", ".join(repr(o["name"]) for o in organisations)
         raise errors.MamoRevenueError(f"the consent covers several organisations ({names})",
                                       guidance="Say which one with --tenant NAME.")
-    for tenant in organisations:
-        if tenant["tenantName"] == name:
-            return tenant
+    for organisation in organisations:
+        if name in (organisation["name"], organisation["id"]):
+            return organisation
     raise errors.MamoRevenueError(f"the consent does not cover an organisation named {name!r}",
                                   guidance="Pick one of the organisations ticked on the consent page.")
 

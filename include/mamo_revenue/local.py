@@ -20,9 +20,14 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-DEMO_COMPANY = "demo"
 DEMO_TZ = "Asia/Dubai"
-#: Demo mapping by the Xero sandbox's account codes (its default UAE chart of accounts).
+#: (company id, name, ledger platform, ledger connection): one demo company per ledger, both reading
+#: the Mamo sandbox's demo business, so the two ledgers' journals can be compared line by line.
+DEMO_COMPANIES = (
+    ("demo", "Demo Trading LLC", "xero", "xero_default"),
+    ("demo_zoho", "Demo Trading LLC (Zoho Books)", "zoho_books", "zoho_books_default"),
+)
+#: Demo mapping by account code: both ledger sandboxes' default UAE charts use these codes.
 DEMO_MAPPING_CODES = {"clearing": "1215", "sales": "4000", "refunds": "4010", "fees": "6110", "vat_payable": "2200"}
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 
@@ -33,6 +38,7 @@ class Embedded:
     api_port: int = 8080
     mamo_port: int = 8701
     xero_port: int = 8702
+    zoho_port: int = 8703
 
     @classmethod
     def here(cls) -> Embedded:
@@ -110,11 +116,12 @@ class Embedded:
         log = (self.var / "sandboxes.log").open("ab")
         process = subprocess.Popen(
             [str(Path(sys.executable).with_name("mamo-sandboxes")), "--mamo-port", str(self.mamo_port),
-             "--xero-port", str(self.xero_port), "--state-dir", str(self.var / "sandboxes")],
+             "--xero-port", str(self.xero_port), "--zoho-port", str(self.zoho_port),
+             "--state-dir", str(self.var / "sandboxes")],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
-        for url in (f"http://127.0.0.1:{self.mamo_port}/_sandbox/health",
-                    f"http://127.0.0.1:{self.xero_port}/_sandbox/health"):
+        for url in (f"http://127.0.0.1:{port}/_sandbox/health"
+                    for port in (self.mamo_port, self.xero_port, self.zoho_port)):
             while True:
                 if process.poll() is not None:
                     raise SystemExit(f"the sandboxes stopped at start; see {self.var / 'sandboxes.log'}")
@@ -126,13 +133,15 @@ class Embedded:
                 if time.monotonic() > deadline:
                     raise SystemExit(f"the sandboxes did not start; see {self.var / 'sandboxes.log'}")
                 time.sleep(0.2)
-        print(f"• Sandboxes: Mamo on 127.0.0.1:{self.mamo_port}, Xero on 127.0.0.1:{self.xero_port}", flush=True)
+        print(f"• Sandboxes: Mamo on 127.0.0.1:{self.mamo_port}, Xero on 127.0.0.1:{self.xero_port}, "
+              f"Zoho Books on 127.0.0.1:{self.zoho_port}", flush=True)
         return process
 
     # --- the demo company ----------------------------------------------------------------------
 
     def bootstrap_demo(self, *, first_period_days_back: int = 7) -> None:
-        """Product DB, demo company, Xero consent through the sandbox's consent page, mapping, registry."""
+        """Product DB, the demo companies, each ledger's consent answered on its sandbox's consent page,
+        mappings, registry."""
         from mamo_revenue.connect import connect_through_sandbox_consent, map_by_codes
         from mamo_revenue.db import repository as repo
         from mamo_revenue.db.session import engine_for_connection, session_scope, upgrade
@@ -141,18 +150,19 @@ class Embedded:
         engine = engine_for_connection()
         upgrade(engine)
         today = datetime.now(UTC).astimezone(ZoneInfo(DEMO_TZ)).date()
-        with session_scope(engine) as session:
-            if repo.get_company(session, DEMO_COMPANY) is None:
-                repo.upsert_company(session, DEMO_COMPANY, name="Demo Trading LLC", timezone=DEMO_TZ,
-                                    frequency="daily", base_currency="AED",
-                                    first_period=today - timedelta(days=first_period_days_back),
-                                    mamo_conn_id="mamo_default", ledger_platform="xero",
-                                    ledger_conn_id="xero_default")
-        tenant = connect_through_sandbox_consent(engine, DEMO_COMPANY)
-        map_by_codes(engine, DEMO_COMPANY, DEMO_MAPPING_CODES)
+        for company_id, name, platform, conn_id in DEMO_COMPANIES:
+            with session_scope(engine) as session:
+                if repo.get_company(session, company_id) is None:
+                    repo.upsert_company(session, company_id, name=name, timezone=DEMO_TZ, frequency="daily",
+                                        base_currency="AED",
+                                        first_period=today - timedelta(days=first_period_days_back),
+                                        mamo_conn_id="mamo_default", ledger_platform=platform,
+                                        ledger_conn_id=conn_id)
+            tenant = connect_through_sandbox_consent(engine, company_id)
+            map_by_codes(engine, company_id, DEMO_MAPPING_CODES)
+            print(f"• Demo company '{company_id}' connected to the {platform} sandbox organisation {tenant!r}, "
+                  f"accounts mapped", flush=True)
         export_registry(engine, self.registry_file)
-        print(f"• Demo company '{DEMO_COMPANY}' connected to the Xero sandbox organisation {tenant!r}, "
-              f"accounts mapped", flush=True)
 
 
 def stop(process: subprocess.Popen | None) -> None:
