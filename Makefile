@@ -29,8 +29,10 @@ test: setup         ## the whole suite, on PostgreSQL 127.0.0.1:5432
 lint: setup
 	$(BIN)/ruff check .
 
-bench: setup
-	$(BIN)/python benchmarks/run_all.py
+bench: setup       ## the speed and memory benchmarks (figures in docs/benchmarks.md)
+	$(BIN)/python benchmarks/bench_engine.py --scenario both
+	$(BIN)/python benchmarks/bench_dag_parse.py
+	$(BIN)/python benchmarks/bench_extract.py
 
 lock:               ## re-resolve requirements.txt into requirements.lock
 	$(BIN)/uv pip compile requirements.txt -o requirements.lock --python-version 3.11

@@ -189,9 +189,9 @@ def extract_step(company_id: str, info: RunInfo, *, engine=None, now: datetime |
     with recording_failure(engine, company_id, period, "extract", info.run_id):
         created_from = lookback_start(company, period, now)
         if mamo_hook is None:
-            from mamo_revenue.hooks.mamo import MamoHook
+            from mamo_revenue.db.company_secrets import mamo_hook_for
 
-            mamo_hook = MamoHook(mamo_conn_id=company.mamo_conn_id)
+            mamo_hook = mamo_hook_for(company)  # the company's own key when it has one, else the connection's
         charges = mamo_hook.fetch_charges(created_from=created_from, tz=company.timezone,
                                           company=company_id, period=period.label)
         with session_scope(engine) as session:

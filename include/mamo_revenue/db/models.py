@@ -191,6 +191,13 @@ class Company(Base):
     mamo_conn_id: Mapped[str] = mapped_column(sa.String(250), default="mamo_default")
     ledger_platform: Mapped[str] = mapped_column(sa.String(40), default="xero")
     ledger_conn_id: Mapped[str] = mapped_column(sa.String(250), default="xero_default")
+    #: The company's own Mamo API key, as a Fernet token (migration 0003). None: the key of
+    #: ``mamo_conn_id`` is used. The base URL always comes from that connection.
+    mamo_api_key_enc: Mapped[str | None] = mapped_column(sa.Text())
+    #: The business ``GET /me`` named for that key, shown in the UI instead of the key.
+    mamo_business_name: Mapped[str | None] = mapped_column(sa.String(200))
+    #: The static ``Authorization`` header Mamo echoes on webhook deliveries, as a Fernet token.
+    webhook_secret_enc: Mapped[str | None] = mapped_column(sa.Text())
     last_scan_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
@@ -416,3 +423,81 @@ class SyncRecord(Base):
             f"SyncRecord(company_id={self.company_id!r}, period_key={self.period_key!r}, "
             f"status={self.status!r}, claimed_by={self.claimed_by!r}, attempts={self.attempts!r})"
         )
+
+
+# --- the Revenue accounting page (migration 0003) ---------------------------------------------------
+
+
+class OAuthState(Base):
+    """One ledger consent round trip started from the Revenue accounting page.
+
+    Only the SHA-256 of ``state`` is stored, so a copy of the table cannot answer a callback. A row
+    is consumed once (``consumed_at``), by the user who started it, before it expires; a consent that
+    covers several organisations parks the exchanged grant (encrypted) under a second single-use
+    secret (``choice_hash``) until the user picks one.
+    """
+
+    __tablename__ = "oauth_states"
+    __table_args__ = (sa.Index(None, "choice_hash"),)
+
+    state_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("companies.id"))
+    platform: Mapped[str] = mapped_column(sa.String(40))
+    redirect_uri: Mapped[str | None] = mapped_column(sa.Text())
+    code_verifier_enc: Mapped[str | None] = mapped_column(sa.Text())
+    started_by: Mapped[str] = mapped_column(sa.String(250))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    consumed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    choice_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    grant_enc: Mapped[str | None] = mapped_column(sa.Text())
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    def __repr__(self) -> str:  # never the verifier or the grant, even encrypted
+        return f"OAuthState(company_id={self.company_id!r}, platform={self.platform!r}, by={self.started_by!r})"
+
+
+class MamoWebhookEvent(Base):
+    """One Mamo webhook event, recorded once however often Mamo delivers it.
+
+    ``event_key`` is ``<event type>:<charge id>:<cumulative refund minor>`` (``payment.*`` read as
+    ``charge.*``), so a repeated delivery only counts ``deliveries`` up, while a later refund of the
+    same charge is a new event (MAMO_API.md §8.3). Amounts are never booked from here: the sync re-reads
+    the charge from the API; ``received_at`` says when Mamo first announced the event.
+    """
+
+    __tablename__ = "mamo_webhook_events"
+    __table_args__ = (
+        sa.UniqueConstraint("company_id", "event_key"),
+        sa.Index(None, "company_id", "charge_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    company_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("companies.id"))
+    event_key: Mapped[str] = mapped_column(sa.String(250))
+    event_type: Mapped[str] = mapped_column(sa.String(60))
+    charge_id: Mapped[str] = mapped_column(sa.String(100))
+    charge_status: Mapped[str | None] = mapped_column(sa.String(40))
+    #: The charge's cumulative refund as the delivery stated it (minor units of its currency); a key, not a booking.
+    cumulative_refund_minor: Mapped[int | None] = mapped_column(sa.BigInteger())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    deliveries: Mapped[int] = mapped_column(sa.Integer(), default=1)
+
+
+class CompanyActivity(Base):
+    """What people did on the Revenue accounting page (who, when, what): the company's audit trail."""
+
+    __tablename__ = "company_activity"
+    __table_args__ = (sa.Index(None, "company_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    company_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("companies.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    user_name: Mapped[str] = mapped_column(sa.String(250))
+    #: added, settings, connected, connect_failed, mapped, sync, backfill, resync, disconnected, webhook_secret
+    action: Mapped[str] = mapped_column(sa.String(40))
+    period_label: Mapped[str | None] = mapped_column(sa.String(32))
+    run_id: Mapped[str | None] = mapped_column(sa.String(250))
+    #: Plain words for the page; never a token, key or secret.
+    detail: Mapped[str | None] = mapped_column(sa.Text())

@@ -120,7 +120,8 @@ class MamoHook(BaseHook):
 
     Connection: ``host`` = API base URL (``https://business.mamopay.com/manage_api/v1``, or a local
     sandbox), ``password`` = API key, extra ``resource`` (``charges`` or ``payments``), ``per_page``
-    (default 100) and ``timeout`` (seconds, default 30).
+    (default 100) and ``timeout`` (seconds, default 30). ``api_key`` replaces the connection's key: a
+    company's own key, kept encrypted in the product DB (``db.company_secrets.mamo_hook_for``).
 
     Errors: ``MamoAuthError`` for a refused key (403), ``MamoUnavailable`` once timeouts, connection
     failures, 429 and 5xx outlast ``max_attempts``, ``MamoApiError`` for any other refusal, and
@@ -136,6 +137,7 @@ class MamoHook(BaseHook):
         self,
         *,
         mamo_conn_id: str = default_conn_name,
+        api_key: str | None = None,
         max_attempts: int = 6,
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
@@ -146,6 +148,7 @@ class MamoHook(BaseHook):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.mamo_conn_id = mamo_conn_id
+        self._api_key = api_key
         self.max_attempts = max_attempts
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.retry_after_max = retry_after_max
@@ -154,8 +157,9 @@ class MamoHook(BaseHook):
     # --- connection ---------------------------------------------------------------------------
 
     @staticmethod
-    def call_params(conn: Any) -> MamoCallParams:
-        """The call parameters of an Airflow connection (pure: reads only the connection's fields)."""
+    def call_params(conn: Any, api_key: str | None = None) -> MamoCallParams:
+        """The call parameters of an Airflow connection (pure: reads only the connection's fields);
+        ``api_key``, when given, is used instead of the connection's password."""
         conn_id = getattr(conn, "conn_id", None) or "?"
         host = (conn.host or "").strip()
         if not host:
@@ -165,7 +169,7 @@ class MamoHook(BaseHook):
             )
         if "://" not in host:
             host = f"{conn.schema or 'https'}://{host}"
-        if not conn.password:
+        if not (api_key or conn.password):
             raise MamoAuthError(f"Mamo connection {conn_id} has no API key (the connection's password)")
         extra = conn.extra_dejson or {}
 
@@ -183,11 +187,11 @@ class MamoHook(BaseHook):
             raise MamoApiError(f"Mamo connection {conn_id}: per_page and timeout must be numbers ({exc})") from None
         if per_page < 1 or timeout <= 0:
             raise MamoApiError(f"Mamo connection {conn_id}: per_page and timeout must be positive")
-        return MamoCallParams(host.rstrip("/"), conn.password, resource, per_page, timeout)
+        return MamoCallParams(host.rstrip("/"), api_key or conn.password, resource, per_page, timeout)
 
     @cached_property
     def params(self) -> MamoCallParams:
-        return self.call_params(self.get_connection(self.mamo_conn_id))
+        return self.call_params(self.get_connection(self.mamo_conn_id), self._api_key)
 
     def get_conn(self) -> requests.Session:
         """The HTTP session, built on first use and reused (keep-alive) by every call.
@@ -237,7 +241,8 @@ class MamoHook(BaseHook):
             error_code, messages = _error_fields(response)
             answer = f"HTTP {status}" + (f" {error_code}" if error_code else "")
             if status in (401, 403):
-                raise MamoAuthError(f"Mamo refused the API key of connection {self.mamo_conn_id} ({answer} to {what})")
+                whose = "the company's own API key" if self._api_key else f"the API key of connection {self.mamo_conn_id}"
+                raise MamoAuthError(f"Mamo refused {whose} ({answer} to {what})")
             detail = f": {'; '.join(messages)}" if messages else ""
             raise _api_error(f"Mamo answered {answer} to {what}{detail}", status, error_code)
         try:
