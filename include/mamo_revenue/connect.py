@@ -4,15 +4,18 @@ The consent has two halves with a person in between: ``start`` gives the ledger'
 (with ``state`` and a PKCE challenge), ``finish`` takes the callback URL the browser came back
 to, checks ``state``, exchanges the code, picks the organisation and stores the tokens encrypted
 in the product DB. The CLI, the headless demo (which answers the sandbox's consent page over HTTP,
-as a browser would) and, later, the UI page all use these two halves.
+as a browser would) and the Revenue accounting page all use these two halves; the page splits
+``finish`` into ``exchange`` and ``store`` because a person picks the organisation in between.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html.parser
 import secrets
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
@@ -32,6 +35,28 @@ class PendingConsent:
     url: str  # where to send the person
     state: str = field(repr=False)
     code_verifier: str = field(repr=False)
+    conn_id: str | None = None  # the ledger app's Airflow connection (None: the company's)
+    redirect_uri: str | None = None  # None: the connection's redirect_uri
+
+
+@dataclass(frozen=True)
+class Consent:
+    """A callback's code exchanged: the tokens (never shown) and the organisations they reach."""
+
+    exchanged: dict = field(repr=False)
+    organisations: list[dict]  # {"id", "name"}
+
+    def to_dict(self) -> dict:
+        """JSON-safe, to keep (encrypted) while a person picks the organisation."""
+        exchanged = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.exchanged.items()}
+        return {"exchanged": exchanged, "organisations": self.organisations}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Consent:
+        exchanged = dict(data["exchanged"])
+        if isinstance(exchanged.get("access_expires_at"), str):
+            exchanged["access_expires_at"] = datetime.fromisoformat(exchanged["access_expires_at"])
+        return cls(exchanged, list(data["organisations"]))
 
 
 def _company(engine, company_id: str):
@@ -45,14 +70,16 @@ class _Connector:
     """One ledger's consent: its consent URL, and what the callback is exchanged for."""
 
     pkce = False
+    platform = ""
 
-    def params(self, company):
+    def params(self, company, conn_id: str | None = None, redirect_uri: str | None = None):
         from airflow.sdk import BaseHook
 
         from mamo_revenue.hooks.registry import ledger_hook_class
 
-        return ledger_hook_class(company.ledger_platform).connection_params(
-            BaseHook.get_connection(company.ledger_conn_id))
+        params = ledger_hook_class(self.platform or company.ledger_platform).connection_params(
+            BaseHook.get_connection(conn_id or company.ledger_conn_id))
+        return dataclasses.replace(params, redirect_uri=redirect_uri) if redirect_uri else params
 
     def authorization_url(self, params, state: str, challenge: str | None, *, first_connect: bool) -> str:
         raise NotImplementedError
@@ -68,6 +95,7 @@ class _Connector:
 
 class _XeroConnector(_Connector):
     pkce = True
+    platform = "xero"
 
     def authorization_url(self, params, state, challenge, *, first_connect):
         from mamo_revenue.hooks.xero import authorization_url
@@ -88,6 +116,8 @@ class _XeroConnector(_Connector):
 
 
 class _ZohoBooksConnector(_Connector):
+    platform = "zoho_books"
+
     def authorization_url(self, params, state, challenge, *, first_connect):
         from mamo_revenue.hooks.zoho_identity import authorization_url
 
@@ -111,35 +141,51 @@ class _ZohoBooksConnector(_Connector):
 CONNECTORS = {"xero": _XeroConnector(), "zoho_books": _ZohoBooksConnector()}
 
 
-def _connector(company) -> _Connector:
+def _connector(company, platform: str | None = None) -> _Connector:
+    platform = platform or company.ledger_platform
     try:
-        return CONNECTORS[company.ledger_platform]
+        return CONNECTORS[platform]
     except KeyError:
-        raise errors.MamoRevenueError(f"connecting {company.ledger_platform} is not supported") from None
+        raise errors.MamoRevenueError(f"connecting {platform} is not supported") from None
 
 
-def _live_refresh_token(engine, company_id: str) -> str | None:
+def _live_refresh_token(engine, company_id: str, platform: str | None = None) -> str | None:
     """The refresh token of a still-connected grant (a reconnect keeps it where the ledger mints none)."""
     with session_scope(engine) as session:
         row = repo.get_ledger_connection(session, company_id)
         if row is None or row.status != "connected" or not row.refresh_token_enc:
             return None
+        if platform is not None and row.platform != platform:
+            return None  # a grant of another ledger is no refresh token of this one
         return repo.read_tokens(row, load_cipher()).refresh_token
 
 
-def start(engine, company_id: str) -> PendingConsent:
-    """The consent URL for the company's ledger, with a fresh ``state`` (and PKCE pair where supported)."""
+def _conn_id(company, platform: str, conn_id: str | None) -> str:
+    if conn_id:
+        return conn_id
+    return company.ledger_conn_id if platform == company.ledger_platform else f"{platform}_default"
+
+
+def start(engine, company_id: str, *, platform: str | None = None, conn_id: str | None = None,
+          redirect_uri: str | None = None) -> PendingConsent:
+    """The consent URL for the company's ledger, with a fresh ``state`` (and PKCE pair where supported).
+
+    ``platform`` connects another ledger than the company's (its connection ``<platform>_default``
+    unless ``conn_id`` says); the company switches to it only once ``store`` saved the new grant.
+    """
     company = _company(engine, company_id)
-    connector = _connector(company)
+    platform = platform or company.ledger_platform
+    connector = _connector(company, platform)
+    conn_id = _conn_id(company, platform, conn_id)
     state, pkce = secrets.token_urlsafe(24), pkce_pair()
-    url = connector.authorization_url(connector.params(company), state,
-                                      pkce.challenge if connector.pkce else None,
-                                      first_connect=_live_refresh_token(engine, company_id) is None)
-    return PendingConsent(company_id, company.ledger_platform, url, state, pkce.verifier)
+    params = connector.params(company, conn_id, redirect_uri)
+    url = connector.authorization_url(params, state, pkce.challenge if connector.pkce else None,
+                                      first_connect=_live_refresh_token(engine, company_id, platform) is None)
+    return PendingConsent(company_id, platform, url, state, pkce.verifier, conn_id, redirect_uri)
 
 
-def finish(engine, pending: PendingConsent, callback_url: str, *, tenant_name: str | None = None) -> str:
-    """Exchange the callback's code, choose the organisation, store the grant; returns its name."""
+def exchange(engine, pending: PendingConsent, callback_url: str) -> Consent:
+    """Check the callback's ``state`` and outcome, exchange its code: the tokens and organisations."""
     query = parse_qs(urlsplit(callback_url).query)
     if not secrets.compare_digest(query.get("state", [""])[0], pending.state):
         raise errors.LedgerAuthError("the consent callback's state does not match: refused",
@@ -147,17 +193,42 @@ def finish(engine, pending: PendingConsent, callback_url: str, *, tenant_name: s
     if "error" in query:
         raise errors.LedgerAuthError(f"the ledger's consent was not given ({query['error'][0]})",
                                      guidance="Start the connection again and choose Allow.")
+    if not query.get("code"):
+        raise errors.LedgerAuthError("the consent callback carries no code",
+                                     guidance="Start the connection again from the beginning.")
     company = _company(engine, pending.company_id)
-    connector = _connector(company)
-    params = connector.params(company)
-    stored = _live_refresh_token(engine, company.id)
+    connector = _connector(company, pending.platform)
+    params = connector.params(company, pending.conn_id, pending.redirect_uri)
+    stored = _live_refresh_token(engine, company.id, pending.platform)
     exchanged, organisations = connector.complete(params, query, pending.code_verifier, stored_refresh=stored)
-    chosen = choose_tenant(organisations, tenant_name)
-    tokens = connector.token_set(params, exchanged, chosen["id"], stored_refresh=stored)
+    return Consent(exchanged, organisations)
+
+
+def store(engine, pending: PendingConsent, consent: Consent, organisation: dict) -> str:
+    """Save the consent's grant for ``organisation`` (one of ``consent.organisations``), encrypted; the
+    company now posts to that ledger. Returns the organisation's name."""
+    if organisation not in consent.organisations:
+        raise errors.MamoRevenueError("that organisation is not one this consent covers",
+                                      guidance="Pick one of the organisations ticked on the consent page.")
+    company = _company(engine, pending.company_id)
+    connector = _connector(company, pending.platform)
+    params = connector.params(company, pending.conn_id, pending.redirect_uri)
+    stored = _live_refresh_token(engine, company.id, pending.platform)
+    tokens = connector.token_set(params, consent.exchanged, organisation["id"], stored_refresh=stored)
     with session_scope(engine) as session:
-        repo.connect_ledger(session, company.id, platform=company.ledger_platform, cipher=load_cipher(),
-                            tenant_name=chosen["name"], tokens=tokens)
-    return chosen["name"]
+        if (company.ledger_platform, company.ledger_conn_id) != (pending.platform, pending.conn_id or
+                                                                 company.ledger_conn_id):
+            repo.upsert_company(session, company.id, ledger_platform=pending.platform,
+                                ledger_conn_id=pending.conn_id or company.ledger_conn_id)
+        repo.connect_ledger(session, company.id, platform=pending.platform, cipher=load_cipher(),
+                            tenant_name=organisation["name"], tokens=tokens)
+    return organisation["name"]
+
+
+def finish(engine, pending: PendingConsent, callback_url: str, *, tenant_name: str | None = None) -> str:
+    """Exchange the callback's code, choose the organisation, store the grant; returns its name."""
+    consent = exchange(engine, pending, callback_url)
+    return store(engine, pending, consent, choose_tenant(consent.organisations, tenant_name))
 
 
 def choose_tenant(organisations: list[dict], name: str | None) -> dict:

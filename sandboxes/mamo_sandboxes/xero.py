@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 import uuid
 from collections import defaultdict
 from decimal import Decimal
@@ -32,8 +31,8 @@ from decimal import Decimal
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mamo_sandboxes.common import Clock, SlidingWindowLimiter
-from mamo_sandboxes.xero_admin import add_admin_routes, json_response
+from mamo_sandboxes.common import LedgerSandbox, Reply, SlidingWindowLimiter, dumps, json_response
+from mamo_sandboxes.xero_admin import add_admin_routes
 from mamo_sandboxes.xero_data import (
     DEFAULT_APP_NAME,
     DEFAULT_CLIENT_ID,
@@ -43,11 +42,9 @@ from mamo_sandboxes.xero_data import (
 )
 from mamo_sandboxes.xero_http import (
     API,
-    Reply,
     SandboxMiddleware,
     basic_auth,
     consent_page,
-    dumps,
     error_page,
     problem_body,
 )
@@ -88,13 +85,8 @@ SCOPES_NEEDED = {
 }
 
 
-class XeroSandbox:
+class XeroSandbox(LedgerSandbox):
     """All the sandbox's state. One instance per server; ``reset()`` restores a fresh one in place."""
-
-    def __init__(self, clock: Clock | None = None):
-        self.clock = clock or Clock()
-        self.lock = threading.RLock()
-        self.reset()
 
     def reset(self) -> None:
         with self.lock:
@@ -130,27 +122,6 @@ class XeroSandbox:
             self.organisations[org.tenant_id] = org
             self.tenant_names[org.tenant_id] = org.name
             return org
-
-    def take_fault(self, method: str, path: str) -> dict | None:
-        """The first armed fault matching this request, with one of its ``times`` used up."""
-        with self.lock:
-            for fault in self.settings.faults:
-                short = path[len(API) :] if path.startswith(API) else path
-                if fault["method"] not in (None, method) or not (
-                    path.startswith(fault["path"]) or short.startswith(fault["path"])
-                ):
-                    continue
-                if fault["times"] is not None:
-                    if fault["times"] <= 0:
-                        continue
-                    fault["times"] -= 1
-                return dict(fault)
-        return None
-
-    def record(self, entry: dict) -> None:
-        with self.lock:
-            self.requests.append(entry)
-            del self.requests[:-5000]
 
     # --- the accounting API's gate: auth, tenant, scopes, limits ------------------------------------
 

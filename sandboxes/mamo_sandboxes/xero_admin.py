@@ -1,53 +1,42 @@
-"""The sandbox's admin API under ``/_sandbox`` (not Xero's): reset, settings and faults, the clock,
-apps, organisations and their accounts, posted journals, grants without a browser, the request log."""
+"""The sandbox's admin API under ``/_sandbox`` (not Xero's): what every ledger sandbox serves
+(``sandbox_admin``: reset, settings and faults, the clock, apps, the request log) plus Xero's apps,
+organisations and their accounts, posted journals and grants without a browser."""
 
 from __future__ import annotations
 
-import functools
-import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
 
+from mamo_sandboxes.common import json_response
+from mamo_sandboxes.sandbox_admin import (
+    add_common_admin_routes,
+    add_organisation_admin_routes,
+    admin,
+    find_organisation,
+    json_body,
+)
 from mamo_sandboxes.xero_data import DEFAULT_CLIENT_ID, DEFAULT_REDIRECT_URIS, DEFAULT_SCOPES, DEMO_TENANT_ID
-from mamo_sandboxes.xero_http import API, Reply, dumps
-from mamo_sandboxes.xero_ledger import Organisation, render_journal, update_organisation, upsert_account
+from mamo_sandboxes.xero_http import API
+from mamo_sandboxes.xero_ledger import render_journal, update_organisation, upsert_account
 from mamo_sandboxes.xero_settings import check_fault
 
 if TYPE_CHECKING:
     from mamo_sandboxes.xero import XeroSandbox
 
 
-def json_response(payload: Any, status: int = 200) -> Response:
-    return Response(dumps(payload), status, media_type="application/json; charset=utf-8")
-
-
-async def json_body(request: Request) -> dict:
-    try:
-        data = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise Reply(400, {"error": "the body must be JSON"}) from None
-    if not isinstance(data, dict):
-        raise Reply(400, {"error": "the body must be a JSON object"})
-    return data
-
-
 def add_admin_routes(app: FastAPI, sandbox: XeroSandbox) -> None:
     """Mount the admin API (and a small index at ``/``) on ``app``."""
-
-    def admin(fn):
-        """Admin handlers answer 400 with the reason for a bad input."""
-
-        @functools.wraps(fn)
-        async def wrapper(*args, **kwargs):
-            try:
-                return await fn(*args, **kwargs)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise Reply(400, {"error": str(exc)}) from None
-
-        return wrapper
+    add_common_admin_routes(app, sandbox, check_fault)
+    add_organisation_admin_routes(
+        app,
+        sandbox,
+        id_name="tenant_id",
+        account_id_key="AccountID",
+        render_journal=render_journal,
+        upsert_account=upsert_account,
+    )
 
     @app.get("/")
     async def index():
@@ -63,59 +52,6 @@ def add_admin_routes(app: FastAPI, sandbox: XeroSandbox) -> None:
                 "demo_tenant_id": DEMO_TENANT_ID,
             }
         )
-
-    @app.get("/_sandbox/health")
-    async def health():
-        return json_response({"ok": True, "organisations": len(sandbox.organisations)})
-
-    @app.post("/_sandbox/reset")
-    async def reset():
-        sandbox.reset()
-        return json_response({"reset": True, "now": sandbox.clock.now().isoformat()})
-
-    @app.get("/_sandbox/settings")
-    async def get_settings():
-        return json_response(sandbox.settings.public())
-
-    @app.patch("/_sandbox/settings")
-    @admin
-    async def patch_settings(request: Request):
-        sandbox.update_settings(await json_body(request))
-        return json_response(sandbox.settings.public())
-
-    @app.post("/_sandbox/faults")
-    @admin
-    async def add_fault(request: Request):
-        fault = check_fault(await json_body(request))
-        with sandbox.lock:
-            sandbox.settings.faults.append(fault)
-        return json_response({"faults": sandbox.settings.faults}, 201)
-
-    @app.delete("/_sandbox/faults")
-    async def clear_faults():
-        with sandbox.lock:
-            sandbox.settings.faults.clear()
-        return Response(status_code=204)
-
-    @app.get("/_sandbox/clock")
-    async def get_clock():
-        return json_response({"now": sandbox.clock.now().isoformat()})
-
-    @app.post("/_sandbox/clock")
-    @admin
-    async def move_clock(request: Request):
-        body = await json_body(request)
-        if body.get("reset"):
-            sandbox.clock.reset()
-        seconds = body.get("advance_seconds", 0)
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise ValueError("advance_seconds must be a non-negative number")
-        sandbox.clock.advance(seconds)
-        return json_response({"now": sandbox.clock.now().isoformat()})
-
-    @app.get("/_sandbox/apps")
-    async def list_apps():
-        return json_response({"apps": [a.public() for a in sandbox.identity.apps.values()]})
 
     @app.post("/_sandbox/apps")
     @admin
@@ -140,15 +76,10 @@ def add_admin_routes(app: FastAPI, sandbox: XeroSandbox) -> None:
         org = sandbox.add_organisation(await json_body(request))
         return json_response(org.render() | {"tenant_id": org.tenant_id}, 201)
 
-    def find_org(tenant_id: str) -> Organisation:
-        if tenant_id not in sandbox.organisations:
-            raise Reply(404, {"error": f"no organisation {tenant_id}"})
-        return sandbox.organisations[tenant_id]
-
     @app.patch("/_sandbox/organisations/{tenant_id}")
     @admin
     async def patch_organisation(request: Request, tenant_id: str):
-        org = find_org(tenant_id)
+        org = find_organisation(sandbox, tenant_id)
         with sandbox.lock:
             update_organisation(org, await json_body(request))
             sandbox.tenant_names[tenant_id] = org.name
@@ -157,43 +88,12 @@ def add_admin_routes(app: FastAPI, sandbox: XeroSandbox) -> None:
     @app.post("/_sandbox/organisations/{tenant_id}/accounts")
     @admin
     async def add_account(request: Request, tenant_id: str):
-        org = find_org(tenant_id)
+        org = find_organisation(sandbox, tenant_id)
         body = await json_body(request)
         if not body.get("Code") or not body.get("Name") or not body.get("Type"):
             raise ValueError("an account needs Code, Name and Type")
         with sandbox.lock:
             return json_response(upsert_account(org, body, sandbox.clock.now()), 201)
-
-    @app.patch("/_sandbox/organisations/{tenant_id}/accounts/{code_or_id}")
-    @admin
-    async def patch_account(request: Request, tenant_id: str, code_or_id: str):
-        org = find_org(tenant_id)
-        account = org.accounts.get(code_or_id) or org.account_by_code(code_or_id)
-        if account is None:
-            raise Reply(404, {"error": f"no account {code_or_id} in {tenant_id}"})
-        with sandbox.lock:
-            changes = await json_body(request) | {"AccountID": account["AccountID"]}
-            return json_response(upsert_account(org, changes, sandbox.clock.now()))
-
-    @app.get("/_sandbox/organisations/{tenant_id}/journals")
-    async def posted_journals(tenant_id: str):
-        org = find_org(tenant_id)
-        return json_response(
-            {"tenant_id": tenant_id, "journals": [render_journal(j) for j in org.journals.values()]}
-        )
-
-    @app.get("/_sandbox/journals/{journal_id}")
-    async def one_journal(journal_id: str):
-        for org in sandbox.organisations.values():
-            if journal_id in org.journals:
-                return json_response(
-                    {
-                        "tenant_id": org.tenant_id,
-                        "organisation": org.name,
-                        "journal": render_journal(org.journals[journal_id]),
-                    }
-                )
-        raise Reply(404, {"error": f"no journal {journal_id}"})
 
     @app.post("/_sandbox/grants")
     @admin
@@ -205,14 +105,3 @@ def add_admin_routes(app: FastAPI, sandbox: XeroSandbox) -> None:
             tuple((body.get("scopes") or DEFAULT_SCOPES).split()),
         )
         return json_response(result, 201)
-
-    @app.get("/_sandbox/requests")
-    async def request_log(path_contains: str | None = None):
-        entries = [e for e in sandbox.requests if path_contains is None or path_contains in e["path"]]
-        return json_response({"requests": entries})
-
-    @app.delete("/_sandbox/requests")
-    async def clear_log():
-        with sandbox.lock:
-            sandbox.requests.clear()
-        return Response(status_code=204)

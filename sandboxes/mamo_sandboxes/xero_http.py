@@ -1,20 +1,17 @@
-"""HTTP plumbing of the Xero sandbox: exact-decimal JSON, Xero's error bodies, the consent page, and
+"""HTTP plumbing of the Xero sandbox: Xero's error bodies, the consent page, and
 the middleware that injects faults, counts in-flight calls, adds rate-limit headers and logs requests."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextvars
 import html
-import logging
 import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from fastapi.responses import HTMLResponse
 
-from mamo_sandboxes.common import Reply, dumps  # noqa: F401 (dumps is re-exported)
+from mamo_sandboxes.common import FaultMiddleware, Reply, sandbox_error_page
 
 if TYPE_CHECKING:
     from mamo_sandboxes.xero import XeroSandbox
@@ -22,6 +19,7 @@ if TYPE_CHECKING:
     from mamo_sandboxes.xero_ledger import Organisation
 
 API = "/api.xro/2.0"
+
 
 def error_body(number: int, type_: str, message: str, elements: list | None = None) -> dict:
     body = {"ErrorNumber": number, "Type": type_, "Message": message}
@@ -43,117 +41,61 @@ def problem_body(status: int, title: str, detail: str) -> dict:
 
 # --- middleware and pages ---------------------------------------------------------------------------
 
-_silence_broken_response = contextvars.ContextVar("xero_sandbox_dropping", default=False)
+
+def _tenant(scope) -> str | None:
+    if not scope["path"].startswith(API):
+        return None
+    return next(
+        (v.decode() for k, v in scope.get("headers", []) if k.decode().lower() == "xero-tenant-id"), None
+    )
 
 
-class _DropFilter(logging.Filter):
-    """Keep uvicorn quiet about a response the sandbox breaks on purpose (a ``lost_response`` fault)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not _silence_broken_response.get()
-
-
-logging.getLogger("uvicorn.error").addFilter(_DropFilter())
-
-
-class SandboxMiddleware:
+class SandboxMiddleware(FaultMiddleware):
     """Faults, the per-tenant in-flight count, rate-limit headers and the request log (pure ASGI)."""
 
-    def __init__(self, app, sandbox: XeroSandbox):
-        self.app, self.sandbox = app, sandbox
+    context_key = "xero_sandbox"
+    sandbox: XeroSandbox
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
-            return await self.app(scope, receive, send)
-        sandbox, path, method = self.sandbox, scope["path"], scope["method"]
-        ctx = scope.setdefault("xero_sandbox", {})
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        tenant = headers.get("xero-tenant-id") if path.startswith(API) else None
-        fault = sandbox.take_fault(method, path)
-        status: dict[str, int] = {}
+    def short_path(self, path: str) -> str:
+        return path[len(API) :] if path.startswith(API) else path
+
+    def fault_reply(self, fault: dict) -> Reply:
+        if fault["kind"] == "error":
+            return Reply(
+                int(fault["status"]),
+                problem_body(int(fault["status"]), "Service Unavailable", "Injected fault"),
+            )
+        return Reply(
+            429,
+            problem_body(429, "Too Many Requests", f"Rate limit exceeded: {fault['problem']}"),
+            {"Retry-After": str(fault["retry_after"]), "X-Rate-Limit-Problem": str(fault["problem"])},
+        )
+
+    def lost_error(self) -> Reply:
+        return Reply(500, problem_body(500, "Internal Server Error", "Injected fault"))
+
+    def begin(self, scope) -> str | None:
+        tenant = _tenant(scope)
         if tenant:
-            with sandbox.lock:
-                sandbox.inflight[tenant] += 1
-        try:
-            if fault and fault["kind"] == "delay":
-                await asyncio.sleep(float(fault["delay_seconds"]))
-            if fault and fault["kind"] in ("error", "rate_limit"):
-                if fault["kind"] == "error":
-                    reply = Reply(
-                        int(fault["status"]),
-                        problem_body(int(fault["status"]), "Service Unavailable", "Injected fault"),
-                    )
-                else:
-                    reply = Reply(
-                        429,
-                        problem_body(429, "Too Many Requests", f"Rate limit exceeded: {fault['problem']}"),
-                        {
-                            "Retry-After": str(fault["retry_after"]),
-                            "X-Rate-Limit-Problem": str(fault["problem"]),
-                        },
-                    )
-                status["code"] = reply.status
-                await reply.response()(scope, receive, send)
-                return
-            if fault and fault["kind"] == "lost_response":
-                await self._lose(fault, scope, receive, send, status)
-                return
+            with self.sandbox.lock:
+                self.sandbox.inflight[tenant] += 1
+        return tenant
 
-            async def send_with_headers(message):
-                if message["type"] == "http.response.start":
-                    status["code"] = message["status"]
-                    extra = [(k.encode(), v.encode()) for k, v in ctx.get("rate_headers", {}).items()]
-                    message = {**message, "headers": list(message.get("headers", [])) + extra}
-                await send(message)
+    def end(self, tenant: str | None) -> None:
+        if tenant:
+            with self.sandbox.lock:
+                self.sandbox.inflight[tenant] -= 1
 
-            await self.app(scope, receive, send_with_headers)
-        finally:
-            if tenant:
-                with sandbox.lock:
-                    sandbox.inflight[tenant] -= 1
-            sandbox.record(
-                {
-                    "at": sandbox.clock.now().isoformat(),
-                    "method": method,
-                    "path": path,
-                    "query": scope.get("query_string", b"").decode(),
-                    "status": status.get("code"),
-                    "tenant": ctx.get("tenant") or tenant,
-                    "grant_type": ctx.get("grant_type"),
-                    "idempotency_key": ctx.get("idempotency_key"),
-                    "replayed": ctx.get("replayed", False),
-                    "fault": fault["kind"] if fault else None,
-                }
-            )
+    def extra_headers(self, ctx: dict) -> list[tuple[bytes, bytes]]:
+        return [(k.encode(), v.encode()) for k, v in ctx.get("rate_headers", {}).items()]
 
-    async def _lose(self, fault: dict, scope, receive, send, status: dict) -> None:
-        """Process the request for real, then lose the answer."""
-        messages = []
-
-        async def keep(message):
-            messages.append(message)
-
-        await self.app(scope, receive, keep)
-        if fault["mode"] == "500":
-            status["code"] = 500
-            await Reply(500, problem_body(500, "Internal Server Error", "Injected fault")).response()(
-                scope, receive, send
-            )
-            return
-        if fault["mode"] == "timeout":
-            await asyncio.sleep(float(fault["delay_seconds"]) or 30.0)
-            status["code"] = messages[0]["status"]
-            for message in messages:
-                await send(message)
-            return
-        start = messages[0]
-        body = b"".join(m.get("body", b"") for m in messages[1:])
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        status["code"] = 0  # the client never gets a status
-        _silence_broken_response.set(True)
-        await send({**start, "headers": headers + [(b"content-length", str(len(body) + 64).encode())]})
-        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-        # returning with the body unfinished makes uvicorn close the connection mid-response
+    def log_fields(self, scope, ctx: dict, short: str) -> dict:
+        return {
+            "query": scope.get("query_string", b"").decode(),
+            "tenant": ctx.get("tenant") or _tenant(scope),
+            "idempotency_key": ctx.get("idempotency_key"),
+            "replayed": ctx.get("replayed", False),
+        }
 
 
 def basic_auth(header: str | None) -> tuple[str, str] | None:
@@ -193,6 +135,4 @@ def consent_page(txn: str, pending: PendingConsent, organisations: dict[str, Org
 
 
 def error_page(message: str, status: int = 400) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><body><h1>Xero sandbox</h1><p>{html.escape(message)}</p></body></html>", status
-    )
+    return sandbox_error_page("Xero sandbox", message, status)

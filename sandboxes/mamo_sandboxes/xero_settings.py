@@ -3,7 +3,6 @@ the Accounting API spec that request bodies are checked against (``spec_path``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import os
@@ -16,12 +15,14 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
+from mamo_sandboxes.common import SandboxSettings
+from mamo_sandboxes.common import check_fault as common_check_fault
+
 DEFAULT_SPEC_PATH = os.environ.get("MAMO_XERO_SPEC", "/work/shared/specs/xero/xero_accounting.yaml")
-FAULT_KINDS = ("lost_response", "error", "rate_limit", "delay")
 
 
 @dataclass
-class XeroSettings:
+class XeroSettings(SandboxSettings):
     """Every behaviour the vendor leaves open (LEDGER_APIS.md §6), as a setting with its default."""
 
     access_token_seconds: int = 1800
@@ -50,52 +51,15 @@ class XeroSettings:
         "default_line_amount_types": ("Exclusive", "Inclusive", "NoTax"),
     }
 
-    def update(self, changes: dict) -> None:
-        known = {f.name: f for f in dataclasses.fields(self)}
-        for key, value in changes.items():
-            if key not in known:
-                raise ValueError(f"unknown setting {key!r}; known: {sorted(known)}")
-            current = getattr(self, key)
-            if key == "faults":
-                value = [check_fault(f) for f in value]
-            elif isinstance(current, bool) or isinstance(current, str):
-                if type(value) is not type(current):
-                    raise ValueError(f"setting {key!r} must be a {type(current).__name__}")
-            elif isinstance(current, int) and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"setting {key!r} must be an integer")
-            if key in self.CHOICES and value not in self.CHOICES[key]:
-                raise ValueError(f"setting {key!r} must be one of {self.CHOICES[key]}")
-            setattr(self, key, value)
-
-    def public(self) -> dict:
-        return dataclasses.asdict(self)
+    @staticmethod
+    def check_fault(fault: dict) -> dict:
+        return check_fault(fault)
 
 
 def check_fault(fault: dict) -> dict:
-    """A fault: ``kind`` (lost_response | error | rate_limit | delay), ``method``, ``path``, ``times`` …
-
-    - ``lost_response``: the request is processed, then the answer is lost: ``mode`` ``drop`` (the
-      connection breaks mid-response), ``500`` (an error is answered instead), or ``timeout`` (the
-      answer comes after ``delay_seconds``).
-    - ``error``: answer ``status`` (default 503) without processing.
-    - ``rate_limit``: answer 429 with ``retry_after`` and ``problem`` (Minute, Daily, …) without processing.
-    - ``delay``: wait ``delay_seconds`` before processing (holds a concurrency slot).
-    """
-    if not isinstance(fault, dict) or fault.get("kind") not in FAULT_KINDS:
-        raise ValueError(f"a fault needs kind in {FAULT_KINDS}")
-    out = {
-        "method": None,
-        "path": "",
-        "times": 1,
-        "mode": "drop",
-        "status": 503,
-        "retry_after": 1,
-        "problem": "Minute",
-        "delay_seconds": 0.0,
-    } | fault
-    if out["mode"] not in ("drop", "500", "timeout"):
-        raise ValueError("a lost_response fault's mode is drop, 500 or timeout")
-    return out
+    """A fault (``common.check_fault``); a ``rate_limit`` fault answers 429 with ``retry_after`` and
+    ``problem`` (Minute, Daily, …), as Xero's ``X-Rate-Limit-Problem``. A ``delay`` holds a concurrency slot."""
+    return common_check_fault(fault, {"retry_after": 1, "problem": "Minute"})
 
 
 # --- spec validation --------------------------------------------------------------------------------

@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from decimal import Decimal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mamo_sandboxes.common import Clock, Reply, SlidingWindowLimiter, dumps
+from mamo_sandboxes.common import LedgerSandbox, Reply, SlidingWindowLimiter, json_response
 from mamo_sandboxes.zoho_data import (
     DEFAULT_APP_NAME,
     DEFAULT_CLIENT_ID,
@@ -86,13 +85,8 @@ DAY_MESSAGE = (
 )
 
 
-class ZohoSandbox:
+class ZohoSandbox(LedgerSandbox):
     """All the sandbox's state. One instance per server; ``reset()`` restores a fresh one in place."""
-
-    def __init__(self, clock: Clock | None = None):
-        self.clock = clock or Clock()
-        self.lock = threading.RLock()
-        self.reset()
 
     def reset(self) -> None:
         with self.lock:
@@ -126,26 +120,6 @@ class ZohoSandbox:
                 raise ValueError(f"location must be one of {self.settings.locations}")
             self.organisations[org.organization_id] = org
             return org
-
-    def take_fault(self, method: str, path: str, short: str) -> dict | None:
-        """The first armed fault matching this request, with one of its ``times`` used up."""
-        with self.lock:
-            for fault in self.settings.faults:
-                if fault["method"] not in (None, method) or not (
-                    path.startswith(fault["path"]) or short.startswith(fault["path"])
-                ):
-                    continue
-                if fault["times"] is not None:
-                    if fault["times"] <= 0:
-                        continue
-                    fault["times"] -= 1
-                return dict(fault)
-        return None
-
-    def record(self, entry: dict) -> None:
-        with self.lock:
-            self.requests.append(entry)
-            del self.requests[:-5000]
 
     @staticmethod
     def rate_limit_message(problem: str) -> str:
@@ -209,10 +183,6 @@ class ZohoSandbox:
         ):
             raise Reply(400, books_error(BAD_REQUEST_BODY, "journal_date and line_items are required"))
         return body
-
-
-def json_response(payload, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(dumps(payload), status, headers, media_type="application/json; charset=utf-8")
 
 
 def ok(payload: dict, status: int = 200, message: str = "success") -> Response:

@@ -3,16 +3,15 @@ Zoho leaves open (§6), each a setting with its default, plus injected faults.""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
+from mamo_sandboxes.common import SandboxSettings
+from mamo_sandboxes.common import check_fault as common_check_fault
 from mamo_sandboxes.zoho_data import DATA_CENTRES, DEMO_USER
-
-FAULT_KINDS = ("lost_response", "error", "rate_limit", "delay")
 
 
 @dataclass
-class ZohoSettings:
+class ZohoSettings(SandboxSettings):
     """Documented values (§2.2) and the §6 defaults for what Zoho leaves open."""
 
     # --- accounts server (§2.2) ---
@@ -44,57 +43,27 @@ class ZohoSettings:
         "oauth_error_status": (200, 400),
     }
 
-    def update(self, changes: dict) -> None:
-        known = {f.name for f in dataclasses.fields(self)}
-        for key, value in changes.items():
-            if key not in known:
-                raise ValueError(f"unknown setting {key!r}; known: {sorted(known)}")
-            current = getattr(self, key)
-            if key == "faults":
-                value = [check_fault(f) for f in value]
-            elif key == "locations":
-                unknown = set(value) - set(DATA_CENTRES)
-                if unknown or not value:
-                    raise ValueError(f"locations must be some of {sorted(DATA_CENTRES)}")
-                value = list(value)
-            elif isinstance(current, bool) or isinstance(current, str):
-                if type(value) is not type(current):
-                    raise ValueError(f"setting {key!r} must be a {type(current).__name__}")
-            elif isinstance(current, int) and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"setting {key!r} must be an integer")
-            if key in self.CHOICES and value not in self.CHOICES[key]:
-                raise ValueError(f"setting {key!r} must be one of {self.CHOICES[key]}")
-            setattr(self, key, value)
+    @staticmethod
+    def check_fault(fault: dict) -> dict:
+        return check_fault(fault)
 
-    def public(self) -> dict:
-        return dataclasses.asdict(self)
+    def checked(self, key: str, value):
+        if key == "locations":
+            unknown = set(value) - set(DATA_CENTRES)
+            if unknown or not value:
+                raise ValueError(f"locations must be some of {sorted(DATA_CENTRES)}")
+            return list(value)
+        return super().checked(key, value)
 
 
 def check_fault(fault: dict) -> dict:
-    """A fault: ``kind`` (lost_response | error | rate_limit | delay), ``method``, ``path``, ``times`` …
-
-    - ``lost_response``: the request is processed, then the answer is lost: ``mode`` ``drop`` (the
-      connection breaks mid-response), ``500``, or ``timeout`` (the answer comes after ``delay_seconds``).
-    - ``error``: answer ``status`` (default 503) without processing.
-    - ``rate_limit``: answer 429 ``{"code": 45}`` without processing (``problem`` ``minute`` or ``day``).
-    - ``delay``: wait ``delay_seconds`` before processing.
+    """A fault (``common.check_fault``); a ``rate_limit`` fault answers 429 ``{"code": 45}`` (``problem``
+    ``minute`` or ``day``).
 
     ``path`` matches the start of the path after the data-centre prefix (``/books/v3/journals``,
     ``/oauth/v2/token``) or of the full path.
     """
-    if not isinstance(fault, dict) or fault.get("kind") not in FAULT_KINDS:
-        raise ValueError(f"a fault needs kind in {FAULT_KINDS}")
-    out = {
-        "method": None,
-        "path": "",
-        "times": 1,
-        "mode": "drop",
-        "status": 503,
-        "problem": "minute",
-        "delay_seconds": 0.0,
-    } | fault
-    if out["mode"] not in ("drop", "500", "timeout"):
-        raise ValueError("a lost_response fault's mode is drop, 500 or timeout")
+    out = common_check_fault(fault, {"problem": "minute"})
     if out["problem"] not in ("minute", "day"):
         raise ValueError("a rate_limit fault's problem is minute or day")
     return out

@@ -7,7 +7,6 @@ Settings are validated by the models on assignment, so an invalid company never 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from mamo_revenue.db.models import (
     validate_company_id,
 )
 from mamo_revenue.hooks.tokens import TokenSet
+from mamo_revenue.journal import MappedAccount  # the mapping record the journal engine reads
 
 #: Settings ``upsert_company`` accepts (everything but the id and the timestamps).
 COMPANY_FIELDS = frozenset(
@@ -123,15 +123,6 @@ def touch_last_scan(session: Session, company_id: str, at: datetime | None = Non
 
 
 # --- account mappings --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MappedAccount:
-    """The ledger account a category posts to."""
-
-    account_id: str
-    code: str | None = None
-    name: str | None = None
 
 
 def get_mappings(session: Session, company_id: str) -> dict[str, MappedAccount]:

@@ -6,6 +6,7 @@ facade lets callers write ``from mamo_revenue.db import repository as repo``.
 
 from __future__ import annotations
 
+from mamo_revenue.db.activity import latest_sync_records, list_activity, record_activity
 from mamo_revenue.db.companies import (
     COMPANY_FIELDS,
     MappedAccount,
@@ -55,7 +56,9 @@ from mamo_revenue.db.sync_records import (
     mark_failed,
     mark_nothing_to_post,
     mark_posted,
+    reopen_period,
 )
+from mamo_revenue.db.webhook_events import list_webhook_events, record_webhook_event, refund_announcements
 
 __all__ = [
     "COMPANY_FIELDS",
@@ -78,8 +81,11 @@ __all__ = [
     "get_mappings",
     "get_sync_record",
     "head_revision",
+    "latest_sync_records",
+    "list_activity",
     "list_companies",
     "list_sync_records",
+    "list_webhook_events",
     "load_charge_state_frame",
     "load_events_frame",
     "load_snapshots_frame",
@@ -87,7 +93,11 @@ __all__ = [
     "mark_nothing_to_post",
     "mark_posted",
     "read_tokens",
+    "record_activity",
     "record_events",
+    "record_webhook_event",
+    "refund_announcements",
+    "reopen_period",
     "require_company",
     "session_scope",
     "set_company_status",

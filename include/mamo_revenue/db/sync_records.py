@@ -15,7 +15,9 @@ Invariants:
   writers with ``BEGIN IMMEDIATE``);
 - a claim older than its lease belongs to a crashed run and may be taken over; the same run id
   (an Airflow task retry) may re-claim its own claim at once;
-- a closed period is never reopened: ``mark_posted`` with another journal id raises.
+- a closed period is never reopened by a run: ``mark_posted`` with another journal id raises. Only a
+  person's re-sync reopens one (``reopen_period``), after the ledger voided or reversed its journal;
+  the next run then posts again under the same reference.
 
 Functions take an open ``Session``; the caller commits. Commit right after ``claim_period`` so the
 claim is visible to other runs before the slow work starts.
@@ -342,4 +344,30 @@ def _close(
             f"company {record.company_id}, period {record.period_key}: closed concurrently as {fresh.status} "
             f"(journal {fresh.ledger_journal_id!r})"
         )
+    return fresh
+
+
+def reopen_period(session: Session, company_id: str, period_key: str, *, now: datetime | None = None) -> SyncRecord:
+    """A re-sync: make a closed (or failed) period claimable again; returns the record, now ``pending``.
+
+    The caller voids the period's journal in the ledger first (``LedgerHook.void_journal``); the
+    journal id stays on the record until the next post replaces it. Refuses, with ``PeriodBusy``, while
+    a run holds an unexpired claim; ``LookupError`` when the period has no record.
+    """
+    now = now or utcnow()
+    record = _require(session, company_id, period_key)
+    done = session.execute(
+        sa.update(SyncRecord)
+        .where(
+            SyncRecord.id == record.id,
+            sa.or_(SyncRecord.status != SyncStatus.RUNNING.value, SyncRecord.claimed_at < now - DEFAULT_LEASE),
+        )
+        .values(status=SyncStatus.PENDING.value, claimed_by=None, claimed_at=None, error_class=None,
+                error_message=None, guidance=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    fresh = _reload(session, company_id, period_key)
+    assert fresh is not None
+    if done != 1:
+        raise PeriodBusy(f"company {company_id}, period {fresh.period_label}: run {fresh.claimed_by!r} is posting it now")
     return fresh
