@@ -2,7 +2,8 @@
 
 Fixtures for ``conftest.py`` files to import (tests/hooks, tests/ledgers): ``make_store(tokens)``
 creates a company (a fresh id, so tests never share a row) with a ledger connection holding
-``tokens``, and returns its store, which also records what tests assert on.
+``tokens``, and returns its store, which also records what tests assert on. ``expired(tokens)``: the
+same tokens with a dead access token.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,6 +24,17 @@ from mamo_revenue.db.tokens import DbTokenStore
 from mamo_revenue.hooks.tokens import TokenSet
 
 CIPHER = TokenCipher("hook tests only, never a real secret")
+
+
+def expired(tokens: TokenSet) -> TokenSet:
+    """``tokens`` with an access token that died a minute ago (the refresh token and extra kept)."""
+    return TokenSet(
+        tokens.access_token,
+        tokens.refresh_token,
+        datetime.now(UTC) - timedelta(minutes=1),
+        tokens.tenant_id,
+        tokens.extra,
+    )
 
 
 class RecordingTokenStore(DbTokenStore):

@@ -92,6 +92,10 @@ class _Connector:
     def token_set(self, params, exchanged: dict, organisation_id: str, *, stored_refresh: str | None) -> TokenSet:
         raise NotImplementedError
 
+    def revoke(self, params, tokens: TokenSet) -> None:
+        """Withdraw the grant at the ledger (its tokens stop working)."""
+        raise NotImplementedError
+
 
 class _XeroConnector(_Connector):
     pkce = True
@@ -113,6 +117,11 @@ class _XeroConnector(_Connector):
     def token_set(self, params, exchanged, organisation_id, *, stored_refresh):
         return TokenSet(access_token=exchanged["access_token"], refresh_token=exchanged["refresh_token"],
                         access_expires_at=exchanged["access_expires_at"], tenant_id=organisation_id)
+
+    def revoke(self, params, tokens):
+        from mamo_revenue.hooks.xero import revoke
+
+        revoke(params, tokens.refresh_token)  # the whole consent, and its connections, go
 
 
 class _ZohoBooksConnector(_Connector):
@@ -136,6 +145,11 @@ class _ZohoBooksConnector(_Connector):
         from mamo_revenue.hooks.zoho_identity import token_set
 
         return token_set(exchanged, organisation_id, refresh_token=stored_refresh)
+
+    def revoke(self, params, tokens):
+        from mamo_revenue.hooks.zoho_identity import revoke
+
+        revoke(params, tokens.refresh_token, tokens.extra.get("accounts_server") or params.accounts_url)
 
 
 CONNECTORS = {"xero": _XeroConnector(), "zoho_books": _ZohoBooksConnector()}
@@ -167,11 +181,12 @@ def _conn_id(company, platform: str, conn_id: str | None) -> str:
 
 
 def start(engine, company_id: str, *, platform: str | None = None, conn_id: str | None = None,
-          redirect_uri: str | None = None) -> PendingConsent:
+          redirect_uri: str | None = None, default_redirect_uri: str | None = None) -> PendingConsent:
     """The consent URL for the company's ledger, with a fresh ``state`` (and PKCE pair where supported).
 
     ``platform`` connects another ledger than the company's (its connection ``<platform>_default``
     unless ``conn_id`` says); the company switches to it only once ``store`` saved the new grant.
+    ``redirect_uri`` overrides the connection's; ``default_redirect_uri`` is used when it has none.
     """
     company = _company(engine, company_id)
     platform = platform or company.ledger_platform
@@ -179,6 +194,9 @@ def start(engine, company_id: str, *, platform: str | None = None, conn_id: str 
     conn_id = _conn_id(company, platform, conn_id)
     state, pkce = secrets.token_urlsafe(24), pkce_pair()
     params = connector.params(company, conn_id, redirect_uri)
+    if not params.redirect_uri and default_redirect_uri:
+        redirect_uri = default_redirect_uri
+        params = dataclasses.replace(params, redirect_uri=redirect_uri)
     url = connector.authorization_url(params, state, pkce.challenge if connector.pkce else None,
                                       first_connect=_live_refresh_token(engine, company_id, platform) is None)
     return PendingConsent(company_id, platform, url, state, pkce.verifier, conn_id, redirect_uri)
@@ -198,7 +216,7 @@ def exchange(engine, pending: PendingConsent, callback_url: str) -> Consent:
                                      guidance="Start the connection again from the beginning.")
     company = _company(engine, pending.company_id)
     connector = _connector(company, pending.platform)
-    params = connector.params(company, pending.conn_id, pending.redirect_uri)
+    params = connector.params(company, _conn_id(company, pending.platform, pending.conn_id), pending.redirect_uri)
     stored = _live_refresh_token(engine, company.id, pending.platform)
     exchanged, organisations = connector.complete(params, query, pending.code_verifier, stored_refresh=stored)
     return Consent(exchanged, organisations)
@@ -212,14 +230,13 @@ def store(engine, pending: PendingConsent, consent: Consent, organisation: dict)
                                       guidance="Pick one of the organisations ticked on the consent page.")
     company = _company(engine, pending.company_id)
     connector = _connector(company, pending.platform)
-    params = connector.params(company, pending.conn_id, pending.redirect_uri)
+    conn_id = _conn_id(company, pending.platform, pending.conn_id)
+    params = connector.params(company, conn_id, pending.redirect_uri)
     stored = _live_refresh_token(engine, company.id, pending.platform)
     tokens = connector.token_set(params, consent.exchanged, organisation["id"], stored_refresh=stored)
     with session_scope(engine) as session:
-        if (company.ledger_platform, company.ledger_conn_id) != (pending.platform, pending.conn_id or
-                                                                 company.ledger_conn_id):
-            repo.upsert_company(session, company.id, ledger_platform=pending.platform,
-                                ledger_conn_id=pending.conn_id or company.ledger_conn_id)
+        if (company.ledger_platform, company.ledger_conn_id) != (pending.platform, conn_id):
+            repo.upsert_company(session, company.id, ledger_platform=pending.platform, ledger_conn_id=conn_id)
         repo.connect_ledger(session, company.id, platform=pending.platform, cipher=load_cipher(),
                             tenant_name=organisation["name"], tokens=tokens)
     return organisation["name"]
@@ -229,6 +246,31 @@ def finish(engine, pending: PendingConsent, callback_url: str, *, tenant_name: s
     """Exchange the callback's code, choose the organisation, store the grant; returns its name."""
     consent = exchange(engine, pending, callback_url)
     return store(engine, pending, consent, choose_tenant(consent.organisations, tenant_name))
+
+
+def disconnect(engine, company_id: str) -> tuple[bool, str | None]:
+    """Revoke the company's grant at its ledger, erase the stored tokens, and mark the connection and the
+    company disconnected (its DAG schedules nothing once the registry is exported). Mappings and history
+    stay. Returns (whether the ledger confirmed the revocation, what went wrong if not)."""
+    company = _company(engine, company_id)
+    cipher = load_cipher()
+    with session_scope(engine) as session:
+        row = repo.get_ledger_connection(session, company_id)
+        tokens = repo.read_tokens(row, cipher) if row is not None and row.refresh_token_enc else None
+        platform = row.platform if row is not None else company.ledger_platform
+    revoked, problem = tokens is None, None
+    if tokens is not None:
+        try:
+            connector = _connector(company, platform)
+            connector.revoke(connector.params(company), tokens)
+            revoked = True
+        except Exception as exc:  # the ledger is down or already forgot the grant: disconnect anyway
+            problem = exc.args[0] if isinstance(exc, errors.MamoRevenueError) else type(exc).__name__
+    with session_scope(engine) as session:
+        if row is not None:
+            repo.erase_ledger_grant(session, company_id, reason="disconnected on the Revenue accounting page")
+        repo.set_company_status(session, company_id, "disconnected")
+    return revoked, problem
 
 
 def choose_tenant(organisations: list[dict], name: str | None) -> dict:

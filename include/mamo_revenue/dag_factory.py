@@ -18,16 +18,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import (
-    DAG,
-    CronDataIntervalTimetable,
-    ExceptionRetryPolicy,
-    RetryAction,
-    RetryRule,
-    chain,
-    get_parsing_context,
-)
 from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, CronDataIntervalTimetable, chain, get_parsing_context
+
+from mamo_revenue.ledger_limits import RETRY_POLICY
+from mamo_revenue.notifiers import SyncFailureNotifier
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +30,16 @@ DAG_PREFIX = "mamo_sync_"
 #: One period per run: midnight to midnight (or Monday to Monday) in the company's own zone.
 CRON_BY_FREQUENCY = {"daily": "0 0 * * *", "weekly": "0 0 * * 1"}
 REGISTRY_ENV = "MAMO_REVENUE_REGISTRY"
+#: One Airflow pool per external API (airflow_settings.yaml creates them): the Mamo API for
+#: ``extract``, the company's ledger platform for ``post`` (``xero_api``, ``zoho_books_api``). A pool
+#: caps concurrent calls across every company; the per-tenant limits are ``ledger_limits``'.
+MAMO_POOL = "mamo_api"
+#: The failure alert (email + webhook, configured by connections) and the sync record's outcome.
+ON_FAILURE = SyncFailureNotifier()
 
-_E = "mamo_revenue.errors."
-#: Errors a retry cannot fix fail at once; limits and a busy period wait and retry.
-RETRY_POLICY = ExceptionRetryPolicy(
-    rules=[
-        RetryRule(exception=_E + "LedgerRateLimited", action=RetryAction.RETRY,
-                  retry_delay=timedelta(minutes=5), reason="ledger rate limit"),
-        RetryRule(exception=_E + "PeriodBusy", action=RetryAction.RETRY,
-                  retry_delay=timedelta(minutes=1), reason="another run holds the period"),
-        RetryRule(exception=[_E + n for n in (
-            "ChargeDataError", "CurrencyPolicyError", "JournalValidationError", "MamoAuthError",
-            "LedgerAuthError", "LedgerValidationError", "LedgerConflict")],
-            action=RetryAction.FAIL, reason="needs a person"),
-    ]
-)
+
+def ledger_pool(platform: str) -> str:
+    return f"{platform}_api"
 
 
 def read_registry(path: Path) -> list[dict]:
@@ -69,18 +59,16 @@ def dag_id_for(company_id: str) -> str:
 # --- tasks: thin wrappers; the logic is mamo_revenue.sync --------------------------------------
 
 
-def _failure_summary(context) -> None:
-    """Task failure callback: one line finance can read in the log, with what to do."""
-    from mamo_revenue.sync import describe_failure
-
-    log.error(describe_failure(context))
-
-
 def _run_step(step: str, company_id: str, **context) -> dict:
     """The body of every task: hand the step to ``mamo_revenue.sync`` with the run's facts."""
     from mamo_revenue import sync
+    from mamo_revenue.errors import LedgerRateLimited
+    from mamo_revenue.ledger_limits import reschedule_after_limit
 
-    return sync.run_step(step, company_id, context)
+    try:
+        return sync.run_step(step, company_id, context)
+    except LedgerRateLimited as exc:  # a daily or plan cap: pause until it resets, then resume
+        raise reschedule_after_limit(exc) from exc
 
 
 #: (task id, what it does): the four steps the UI shows for every period.
@@ -107,7 +95,7 @@ def build_company_dag(company: dict) -> DAG:
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=1),
         "retry_policy": RETRY_POLICY,
-        "on_failure_callback": _failure_summary,
+        "on_failure_callback": ON_FAILURE,
     }
     with DAG(
         dag_id=dag_id_for(company_id),
@@ -129,8 +117,9 @@ def build_company_dag(company: dict) -> DAG:
     ) as dag:
         # Classic operators, not @task: a quarter of the parse cost for thousands of companies
         # (benchmarks/bench_dag_parse.py). Steps pass their results through XCom by task id.
+        pools = {"extract": MAMO_POOL, "post": ledger_pool(company.get("ledger_platform") or "xero")}
         chain(*(
-            PythonOperator(task_id=step, doc=doc, python_callable=_run_step,
+            PythonOperator(task_id=step, doc=doc, python_callable=_run_step, pool=pools.get(step, "default_pool"),
                            op_kwargs={"step": step, "company_id": company_id})
             for step, doc in STEPS
         ))

@@ -129,6 +129,7 @@ def recording_failure(engine, company_id: str, period: Period, step: str, run_id
     except Exception as exc:
         guidance = getattr(exc, "guidance", errors.MamoRevenueError.guidance)
         message = exc.args[0] if isinstance(exc, errors.MamoRevenueError) else str(exc)
+        exc.mamo_sync = {"company": company_id, "period": period.label, "step": step}  # for the alert
         with session_scope(engine) as session:
             repo.mark_failed(session, company_id, period, error_class=type(exc).__name__,
                              message=f"{step}: {message}", guidance=guidance, run_id=run_id)
@@ -236,10 +237,15 @@ def build_step(company_id: str, extracted: dict, info: RunInfo, *, engine=None) 
             "journal": journal_to_dict(journal)}
 
 
-def validate_step(company_id: str, built: dict, info: RunInfo, *, engine=None, ledger=None) -> dict:
-    """Every rule at once, against the mapping and the ledger's chart of accounts and settings."""
+def validate_step(company_id: str, built: dict, info: RunInfo, *, engine=None, ledger=None,
+                  facts_cache=None) -> dict:
+    """Every rule at once, against the mapping and the ledger's chart of accounts and settings.
+
+    With ``facts_cache`` the chart and settings may come from a recent read (``ledger_limits``); a
+    journal they would refuse is checked again against facts read fresh, so a cache never fails one."""
     from mamo_revenue.db import repository as repo
     from mamo_revenue.db.session import session_scope
+    from mamo_revenue.ledger_limits import ledger_facts
     from mamo_revenue.validation import raise_for_problems, validate_journal
 
     if built["state"] != "built":
@@ -251,10 +257,15 @@ def validate_step(company_id: str, built: dict, info: RunInfo, *, engine=None, l
         with session_scope(engine) as session:
             mapping = repo.get_mappings(session, company_id)
         ledger = ledger or ledger_hook_for(company, engine)
-        accounts, settings = ledger.list_accounts(), ledger.get_settings()
-        problems = validate_journal(journal, mapping=mapping, accounts=accounts, settings=settings,
+        facts = ledger_facts(ledger, facts_cache)
+        problems = validate_journal(journal, mapping=mapping, accounts=facts.accounts, settings=facts.settings,
                                     base_currency=company.base_currency)
+        if problems and facts.cached:
+            facts = ledger_facts(ledger, facts_cache, ttl=timedelta(0))
+            problems = validate_journal(journal, mapping=mapping, accounts=facts.accounts,
+                                        settings=facts.settings, base_currency=company.base_currency)
         raise_for_problems(journal, problems)
+        settings = facts.settings
     log.info("Company %s, period %s: journal %s is balanced (%s = %s) and every account is active in %s.",
              company_id, journal.period.label, journal.reference, _fmt(journal.total_debit),
              _fmt(journal.total_credit), settings.organisation_name)
@@ -266,6 +277,7 @@ def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, l
     from mamo_revenue.db import repository as repo
     from mamo_revenue.db.session import session_scope
     from mamo_revenue.hooks.ledger import JournalRequest
+    from mamo_revenue.ledger_limits import tenant_lock
 
     if validated["state"] != "validated":
         return validated
@@ -281,19 +293,21 @@ def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, l
             mapping = repo.get_mappings(session, company_id)
         ledger = ledger or ledger_hook_for(company, engine)
         lines = tuple(_ledger_lines(journal, mapping))
-        existing = ledger.find_journal(journal.reference)
-        if existing is not None and existing.posted:
-            _require_same_lines(existing, lines, company_id, period)
-            posted, how = existing, "found already posted in the ledger (an earlier attempt landed)"
-        else:
-            # A journal voided in the ledger (a re-sync) is replaced under the same reference; the
-            # idempotency key names the voided one, so a retry of this post is still recognised.
-            key = journal.reference if existing is None else f"{journal.reference}:{existing.ledger_id}"
-            posted = ledger.post_journal(
-                JournalRequest(reference=journal.reference, journal_date=journal.journal_date,
-                               narration=journal.narration, lines=lines),
-                idempotency_key=key)
-            how = "posted" if existing is None else f"posted again (journal {existing.ledger_id} is {existing.status})"
+        # One post at a time per ledger organisation, whatever started this run (ledger_limits).
+        with tenant_lock(engine, ledger.platform, getattr(ledger, "tenant_id", None) or company_id):
+            existing = ledger.find_journal(journal.reference)
+            if existing is not None and existing.posted:
+                _require_same_lines(existing, lines, company_id, period)
+                posted, how = existing, "found already posted in the ledger (an earlier attempt landed)"
+            else:
+                # A journal voided in the ledger (a re-sync) is replaced under the same reference; the
+                # idempotency key names the voided one, so a retry of this post is still recognised.
+                key = journal.reference if existing is None else f"{journal.reference}:{existing.ledger_id}"
+                posted = ledger.post_journal(
+                    JournalRequest(reference=journal.reference, journal_date=journal.journal_date,
+                                   narration=journal.narration, lines=lines),
+                    idempotency_key=key)
+                how = "posted" if existing is None else f"posted again (journal {existing.ledger_id} is {existing.status})"
         with session_scope(engine) as session:
             repo.mark_posted(session, company_id, period.key, ledger_journal_id=posted.ledger_id,
                              ledger_url=posted.url, totals=journal.totals, line_count=len(journal.lines),
@@ -336,6 +350,10 @@ def run_step(step: str, company_id: str, context) -> dict:
     if step == "extract":
         return extract_step(company_id, info)
     previous = context["ti"].xcom_pull(task_ids=PREVIOUS_STEP[step])
+    if step == "validate":
+        from mamo_revenue.ledger_limits import VariableFactsCache
+
+        return validate_step(company_id, previous, info, facts_cache=VariableFactsCache())
     return STEPS[step](company_id, previous, info)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import uuid
 
+from mamo_sandboxes.uae_chart import uae_chart
+
 #: The app every fresh sandbox knows (LEDGER_APIS.md §1.1: a confidential web app with a secret). The
 #: local connection ``xero_default`` of ``airflow_settings.yaml`` uses these.
 DEFAULT_CLIENT_ID = "mamo-sandbox-client"
@@ -73,86 +75,57 @@ UAE_TAX_RATES = {
     "BASEXCLUDED": "0",
 }
 
-#: (Code, Name, Type, TaxType, Status, extra fields) — a UAE chart in AED.
-UAE_CHART: tuple[tuple[str, str, str, str, str, dict], ...] = (
-    (
-        "1010",
-        "Emirates NBD Current Account",
+#: Code -> (Type, TaxType, Status, extra fields) of the UAE chart (``uae_chart``: codes and names).
+_XERO_ACCOUNTS: dict[str, tuple[str, str, str, dict]] = {
+    "1010": (
         "BANK",
         "NONE",
         "ACTIVE",
         {"BankAccountNumber": "AE070331234567890123456", "BankAccountType": "BANK", "CurrencyCode": "AED"},
     ),
-    (
-        "1020",
-        "Emirates NBD USD Account",
+    "1020": (
         "BANK",
         "NONE",
         "ACTIVE",
         {"BankAccountNumber": "AE460331234567890654321", "BankAccountType": "BANK", "CurrencyCode": "USD"},
     ),
-    ("1200", "Accounts Receivable", "CURRENT", "NONE", "ACTIVE", {"SystemAccount": "DEBTORS"}),
-    (
-        "1215",
-        "Mamo clearing",
+    "1200": ("CURRENT", "NONE", "ACTIVE", {"SystemAccount": "DEBTORS"}),
+    "1215": (
         "CURRENT",
         "NONE",
         "ACTIVE",
         {"Description": "Card payments collected by Mamo Pay, awaiting settlement to the bank"},
     ),
-    (
-        "1216",
-        "Payment gateway clearing (old)",
+    "1216": (
         "CURRENT",
         "NONE",
         "ARCHIVED",
         {"Description": "Clearing account of the previous payment gateway; archived"},
     ),
-    ("1400", "Prepayments", "PREPAYMENT", "NONE", "ACTIVE", {}),
-    ("1600", "Office equipment", "FIXED", "INPUT", "ACTIVE", {}),
-    ("2100", "Accounts Payable", "CURRLIAB", "NONE", "ACTIVE", {"SystemAccount": "CREDITORS"}),
-    (
-        "2200",
-        "VAT",
+    "1400": ("PREPAYMENT", "NONE", "ACTIVE", {}),
+    "1600": ("FIXED", "INPUT", "ACTIVE", {}),
+    "2100": ("CURRLIAB", "NONE", "ACTIVE", {"SystemAccount": "CREDITORS"}),
+    "2200": (
         "CURRLIAB",
         "NONE",
         "ACTIVE",
         {"SystemAccount": "GST", "Description": "Output VAT payable less input VAT recoverable (FTA)"},
     ),
-    ("2300", "Accrued liabilities", "CURRLIAB", "NONE", "ACTIVE", {}),
-    ("3000", "Share capital", "EQUITY", "NONE", "ACTIVE", {}),
-    ("3200", "Retained earnings", "EQUITY", "NONE", "ACTIVE", {"SystemAccount": "RETAINEDEARNINGS"}),
-    ("4000", "Sales", "REVENUE", "OUTPUT", "ACTIVE", {"Description": "Income from card sales"}),
-    (
-        "4010",
-        "Refunds",
-        "REVENUE",
-        "OUTPUT",
-        "ACTIVE",
-        {"Description": "Refunds to customers (contra revenue)"},
-    ),
-    ("4900", "Other income", "OTHERINCOME", "OUTPUT", "ACTIVE", {}),
-    ("5000", "Cost of goods sold", "DIRECTCOSTS", "INPUT", "ACTIVE", {}),
-    (
-        "6110",
-        "Merchant fees",
-        "OVERHEADS",
-        "INPUT",
-        "ACTIVE",
-        {"Description": "Card processing fees charged by Mamo"},
-    ),
-    ("6120", "Bank charges", "EXPENSE", "EXEMPTINPUT", "ACTIVE", {}),
-    ("6200", "Rent", "OVERHEADS", "INPUT", "ACTIVE", {}),
-    ("6300", "Salaries", "EXPENSE", "NONE", "ACTIVE", {}),
-    (
-        "7100",
-        "Foreign exchange gains and losses",
-        "OVERHEADS",
-        "NONE",
-        "ACTIVE",
-        {"SystemAccount": "REALISEDCURRENCYGAIN"},
-    ),
-)
+    "2300": ("CURRLIAB", "NONE", "ACTIVE", {}),
+    "3000": ("EQUITY", "NONE", "ACTIVE", {}),
+    "3200": ("EQUITY", "NONE", "ACTIVE", {"SystemAccount": "RETAINEDEARNINGS"}),
+    "4000": ("REVENUE", "OUTPUT", "ACTIVE", {"Description": "Income from card sales"}),
+    "4010": ("REVENUE", "OUTPUT", "ACTIVE", {"Description": "Refunds to customers (contra revenue)"}),
+    "4900": ("OTHERINCOME", "OUTPUT", "ACTIVE", {}),
+    "5000": ("DIRECTCOSTS", "INPUT", "ACTIVE", {}),
+    "6110": ("OVERHEADS", "INPUT", "ACTIVE", {"Description": "Card processing fees charged by Mamo"}),
+    "6120": ("EXPENSE", "EXEMPTINPUT", "ACTIVE", {}),
+    "6200": ("OVERHEADS", "INPUT", "ACTIVE", {}),
+    "6300": ("EXPENSE", "NONE", "ACTIVE", {}),
+    "7100": ("OVERHEADS", "NONE", "ACTIVE", {"SystemAccount": "REALISEDCURRENCYGAIN"}),
+}
+#: (Code, Name, Type, TaxType, Status, extra fields) — the UAE chart in AED.
+UAE_CHART: tuple[tuple[str, str, str, str, str, dict], ...] = uae_chart(_XERO_ACCOUNTS)
 
 
 def account_id(tenant_id: str, code: str) -> str:

@@ -19,9 +19,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
 
 from mamo_sandboxes.common import Clock
+from mamo_sandboxes.oauth_server import AuthorizeError, ConsentDesk, OAuthError, with_query
 from mamo_sandboxes.xero_data import SANDBOX_USER
 
 if TYPE_CHECKING:
@@ -52,26 +52,6 @@ KNOWN_SCOPES = frozenset(
 )
 LEGACY_ONLY_SCOPES = frozenset({"accounting.transactions", "accounting.transactions.read"})
 _PKCE_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-
-
-class OAuthError(Exception):
-    """An OAuth error answered as ``{"error": code}`` with ``status`` (token and revocation endpoints)."""
-
-    def __init__(self, error: str, status: int = 400, description: str | None = None):
-        super().__init__(error)
-        self.error, self.status, self.description = error, status, description
-
-    def body(self) -> dict:
-        # Xero answers only the code (LEDGER_APIS.md §1.1); the description helps a developer.
-        return {"error": self.error} | ({"error_description": self.description} if self.description else {})
-
-
-class AuthorizeError(Exception):
-    """A bad authorize request. ``redirect`` is set when the error may be sent back to the client."""
-
-    def __init__(self, message: str, *, redirect: str | None = None):
-        super().__init__(message)
-        self.redirect = redirect
 
 
 class BearerError(Exception):
@@ -173,7 +153,7 @@ class PendingConsent:
 
 
 @dataclass
-class Identity:
+class Identity(ConsentDesk):
     settings: XeroSettings
     clock: Clock
     tenant_names: dict[str, str]  # shared with the ledger: tenantId -> organisation name
@@ -200,10 +180,7 @@ class Identity:
     ) -> App:
         if not client_id or not redirect_uris:
             raise ValueError("client_id and at least one redirect_uri are required")
-        app = App(client_id, client_secret, name, list(redirect_uris), legacy_scopes)
-        with self._lock:
-            self.apps[client_id] = app
-        return app
+        return self._add_app(App(client_id, client_secret, name, list(redirect_uris), legacy_scopes))
 
     def _client(self, basic: tuple[str, str] | None, form: dict) -> App:
         """Client authentication: HTTP Basic (confidential apps) or ``client_id`` alone (PKCE apps)."""
@@ -222,17 +199,12 @@ class Identity:
 
     def start_authorization(self, query: dict) -> tuple[str, PendingConsent]:
         """Validate an authorize request; returns the pending consent's id for the consent page."""
-        app = self.apps.get(query.get("client_id", ""))
-        if app is None:
-            raise AuthorizeError("unauthorized_client: unknown client_id")
-        redirect_uri = query.get("redirect_uri", "")
-        if redirect_uri not in app.redirect_uris:
-            raise AuthorizeError("invalid_request: redirect_uri is not registered for this app")
+        app, redirect_uri, back = self._authorize_target(
+            query,
+            unknown_client="unauthorized_client: unknown client_id",
+            unregistered="invalid_request: redirect_uri is not registered for this app",
+        )
         state = query.get("state")
-
-        def back(error: str, description: str) -> AuthorizeError:
-            params = {"error": error, "error_description": description} | ({"state": state} if state else {})
-            return AuthorizeError(description, redirect=_with_query(redirect_uri, params))
 
         if query.get("response_type") != "code":
             raise back("unsupported_response_type", "response_type must be code")
@@ -254,22 +226,16 @@ class Identity:
         if app.client_secret is None and not challenge:
             raise back("invalid_request", "a PKCE app must send code_challenge")
         pending = PendingConsent(
-            app, redirect_uri, scopes, state, challenge, query.get("nonce"), self.clock.time() + 3600
+            app, redirect_uri, scopes, state, challenge, query.get("nonce"), self._consent_expiry()
         )
-        txn = secrets.token_urlsafe(16)
-        with self._lock:
-            self.pending[txn] = pending
-        return txn, pending
+        return self._park(pending), pending
 
     def decide(self, txn: str, allow: bool, tenant_ids: list[str]) -> str:
         """The user's answer on the consent page; returns where to redirect the browser."""
-        with self._lock:
-            pending = self.pending.pop(txn, None)
-        if pending is None or pending.expires_at < self.clock.time():
-            raise AuthorizeError("the authorisation request expired or was already answered; start again")
-        state = {"state": pending.state} if pending.state else {}
+        pending = self._answered(txn)
         if not allow:
-            return _with_query(pending.redirect_uri, {"error": "access_denied"} | state)
+            return self._denied(pending)
+        state = {"state": pending.state} if pending.state else {}
         unknown = [t for t in tenant_ids if t not in self.tenant_names]
         if not tenant_ids or unknown:
             raise AuthorizeError("choose at least one organisation you can access")
@@ -285,7 +251,7 @@ class Identity:
                 pending.code_challenge,
             )
         params = {"code": code, "scope": " ".join(pending.scopes)} | state
-        return _with_query(pending.redirect_uri, params | {"session_state": secrets.token_urlsafe(12)})
+        return with_query(pending.redirect_uri, params | {"session_state": secrets.token_urlsafe(12)})
 
     def _new_grant(self, client_id: str, scopes: tuple[str, ...], nonce: str | None = None) -> Grant:
         grant = Grant(str(uuid.uuid4()), client_id, scopes, self.clock.time(), nonce)
@@ -507,7 +473,3 @@ def _b64(raw: bytes) -> str:
 def _iso(epoch: float) -> str:
     # RFC 3339 (the spec's ``format: date-time``); real Xero omits the zone, always UTC.
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
-
-
-def _with_query(url: str, params: dict) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"

@@ -7,6 +7,8 @@ every time: the demo, the docs and the tests can name the organisation and the a
 
 from __future__ import annotations
 
+from mamo_sandboxes.uae_chart import uae_chart
+
 #: Zoho's data centres: ``location`` → (accounts server, API domain) of the real service
 #: (LEDGER_APIS.md §2.1). The sandbox serves each under a path prefix of its own:
 #: ``/{location}/accounts`` and ``/{location}/api``.
@@ -61,56 +63,63 @@ SECOND_ORGANIZATION_NAME = "Acme Holdings FZ-LLC"
 INDIA_ORGANIZATION_ID = "60026112003"
 INDIA_ORGANIZATION_NAME = "Acme India Pvt Ltd"
 
-#: (code, name, Zoho account_type, active, currency or None) — a UAE chart in AED, codes as the Xero
-#: sandbox's, plus an inactive account (1216).
-UAE_CHART: tuple[tuple[str, str, str, bool, str | None], ...] = (
-    ("1010", "Emirates NBD Current Account", "bank", True, None),
-    ("1020", "Emirates NBD USD Account", "bank", True, "USD"),
-    ("1200", "Accounts Receivable", "accounts_receivable", True, None),
-    ("1215", "Mamo clearing", "other_current_asset", True, None),
-    ("1216", "Payment gateway clearing (old)", "other_current_asset", False, None),
-    ("1400", "Prepayments", "other_current_asset", True, None),
-    ("1600", "Office equipment", "fixed_asset", True, None),
-    ("2100", "Accounts Payable", "accounts_payable", True, None),
-    ("2200", "VAT", "other_current_liability", True, None),
-    ("2300", "Accrued liabilities", "other_current_liability", True, None),
-    ("3000", "Share capital", "equity", True, None),
-    ("3200", "Retained earnings", "equity", True, None),
-    ("4000", "Sales", "income", True, None),
-    ("4010", "Refunds", "income", True, None),
-    ("4900", "Other income", "other_income", True, None),
-    ("5000", "Cost of goods sold", "cost_of_goods_sold", True, None),
-    ("6110", "Merchant fees", "expense", True, None),
-    ("6120", "Bank charges", "expense", True, None),
-    ("6200", "Rent", "expense", True, None),
-    ("6300", "Salaries", "expense", True, None),
-    ("7100", "Foreign exchange gains and losses", "other_expense", True, None),
-)
-ACCOUNT_TYPES = frozenset(
-    {
-        "other_asset",
-        "other_current_asset",
-        "cash",
-        "bank",
-        "fixed_asset",
-        "stock",
-        "payment_clearing",
-        "accounts_receivable",
-        "input_tax",
-        "other_current_liability",
-        "credit_card",
-        "long_term_liability",
-        "other_liability",
-        "accounts_payable",
-        "output_tax",
-        "equity",
-        "income",
-        "other_income",
-        "expense",
-        "cost_of_goods_sold",
-        "other_expense",
-    }
-)
+#: Code -> (Zoho account_type, active, currency or None) of the UAE chart (``uae_chart``: the Xero
+#: sandbox's codes and names), with 1216 inactive.
+_ZOHO_ACCOUNTS: dict[str, tuple[str, bool, str | None]] = {
+    "1010": ("bank", True, None),
+    "1020": ("bank", True, "USD"),
+    "1200": ("accounts_receivable", True, None),
+    "1215": ("other_current_asset", True, None),
+    "1216": ("other_current_asset", False, None),
+    "1400": ("other_current_asset", True, None),
+    "1600": ("fixed_asset", True, None),
+    "2100": ("accounts_payable", True, None),
+    "2200": ("other_current_liability", True, None),
+    "2300": ("other_current_liability", True, None),
+    "3000": ("equity", True, None),
+    "3200": ("equity", True, None),
+    "4000": ("income", True, None),
+    "4010": ("income", True, None),
+    "4900": ("other_income", True, None),
+    "5000": ("cost_of_goods_sold", True, None),
+    "6110": ("expense", True, None),
+    "6120": ("expense", True, None),
+    "6200": ("expense", True, None),
+    "6300": ("expense", True, None),
+    "7100": ("other_expense", True, None),
+}
+#: (code, name, Zoho account_type, active, currency or None) — the UAE chart in AED.
+UAE_CHART: tuple[tuple[str, str, str, bool, str | None], ...] = uae_chart(_ZOHO_ACCOUNTS)
+#: ``filter_by`` groups of ``GET /chartofaccounts`` (LEDGER_APIS.md §2.4): every account type Zoho knows.
+ACCOUNT_TYPE_GROUPS: dict[str, frozenset[str]] = {
+    "AccountType.Asset": frozenset(
+        {
+            "other_asset",
+            "other_current_asset",
+            "cash",
+            "bank",
+            "fixed_asset",
+            "stock",
+            "payment_clearing",
+            "accounts_receivable",
+            "input_tax",
+        }
+    ),
+    "AccountType.Liability": frozenset(
+        {
+            "other_current_liability",
+            "credit_card",
+            "long_term_liability",
+            "other_liability",
+            "accounts_payable",
+            "output_tax",
+        }
+    ),
+    "AccountType.Equity": frozenset({"equity"}),
+    "AccountType.Income": frozenset({"income", "other_income"}),
+    "AccountType.Expense": frozenset({"expense", "cost_of_goods_sold", "other_expense"}),
+}
+ACCOUNT_TYPES = frozenset().union(*ACCOUNT_TYPE_GROUPS.values())
 #: Currency ids of the sandbox (Zoho's are per organisation; fixed here for readability).
 CURRENCY_IDS = {"AED": "460000000000097", "USD": "460000000000099", "INR": "460000000000101"}
 LOCK_MODULES = ("sales", "purchase", "banking", "accountant")

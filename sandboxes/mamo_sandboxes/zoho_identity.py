@@ -19,9 +19,10 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
 
 from mamo_sandboxes.common import Clock
+from mamo_sandboxes.oauth_server import AuthorizeError, ConsentDesk, with_query
+from mamo_sandboxes.oauth_server import OAuthError as BaseOAuthError
 from mamo_sandboxes.zoho_data import HOME_LOCATION, KNOWN_SCOPES
 
 if TYPE_CHECKING:
@@ -31,23 +32,10 @@ NOT_AUTHORISED = {"code": 57, "message": "You are not authorized to perform this
 TOO_MANY = "You have made too many requests continuously. Please try again after some time."
 
 
-class OAuthError(Exception):
-    """An answer of the token endpoint: ``{"error": code}`` with ``status`` (None: the §6 setting)."""
+class OAuthError(BaseOAuthError):
+    """An answer of the token endpoint; without a ``status``, the §6 setting's (``oauth_error_status``)."""
 
-    def __init__(self, error: str, status: int | None = None, description: str | None = None):
-        super().__init__(error)
-        self.error, self.status, self.description = error, status, description
-
-    def body(self) -> dict:
-        return {"error": self.error} | ({"error_description": self.description} if self.description else {})
-
-
-class AuthorizeError(Exception):
-    """A bad authorize request. ``redirect`` is set when the error may be sent back to the client."""
-
-    def __init__(self, message: str, *, redirect: str | None = None):
-        super().__init__(message)
-        self.redirect = redirect
+    default_status = None
 
 
 class NotAuthorised(Exception):
@@ -129,7 +117,7 @@ class PendingConsent:
 
 
 @dataclass
-class Identity:
+class Identity(ConsentDesk):
     settings: ZohoSettings
     clock: Clock
     apps: dict[str, App] = field(default_factory=dict)
@@ -148,10 +136,7 @@ class Identity:
     ) -> App:
         if not client_id or not client_secret or not redirect_uris:
             raise ValueError("client_id, client_secret and at least one redirect_uri are required")
-        app = App(client_id, client_secret, name, list(redirect_uris), **more)
-        with self._lock:
-            self.apps[client_id] = app
-        return app
+        return self._add_app(App(client_id, client_secret, name, list(redirect_uris), **more))
 
     def add_user(
         self, email: str, location: str, name: str = "Sandbox user", zuid: str | None = None
@@ -174,19 +159,12 @@ class Identity:
     # --- authorize and consent ----------------------------------------------------------------------
 
     def start_authorization(self, query: dict) -> tuple[str, PendingConsent]:
-        app = self.apps.get(query.get("client_id", ""))
-        if app is None:
-            raise AuthorizeError("Invalid Client: the client_id is not registered")
-        redirect_uri = query.get("redirect_uri", "")
-        if redirect_uri not in app.redirect_uris:
-            raise AuthorizeError("Invalid Redirect Uri: it is not registered for this client")
+        app, redirect_uri, back = self._authorize_target(
+            query,
+            unknown_client="Invalid Client: the client_id is not registered",
+            unregistered="Invalid Redirect Uri: it is not registered for this client",
+        )
         state = query.get("state")
-
-        def back(error: str) -> AuthorizeError:
-            return AuthorizeError(
-                error,
-                redirect=with_query(redirect_uri, {"error": error} | ({"state": state} if state else {})),
-            )
 
         if query.get("response_type") != "code":
             raise back("unsupported_response_type")
@@ -200,12 +178,9 @@ class Identity:
             state,
             offline=query.get("access_type") == "offline",
             prompt_consent=query.get("prompt") == "consent",
-            expires_at=self.clock.time() + 3600,
+            expires_at=self._consent_expiry(),
         )
-        txn = secrets.token_urlsafe(16)
-        with self._lock:
-            self.pending[txn] = pending
-        return txn, pending
+        return self._park(pending), pending
 
     def decide(self, txn: str, allow: bool, user_email: str | None, base: str) -> str:
         """The user's answer on the consent page; returns where to redirect the browser.
@@ -213,13 +188,10 @@ class Identity:
         The redirect carries ``code``, ``location`` and ``accounts-server`` (the user's data centre:
         the code is valid only there) and ``state``.
         """
-        with self._lock:
-            pending = self.pending.pop(txn, None)
-        if pending is None or pending.expires_at < self.clock.time():
-            raise AuthorizeError("The authorisation request expired or was already answered; start again")
-        state = {"state": pending.state} if pending.state else {}
+        pending = self._answered(txn)
         if not allow:
-            return with_query(pending.redirect_uri, {"error": "access_denied"} | state)
+            return self._denied(pending)
+        state = {"state": pending.state} if pending.state else {}
         user = self.users.get(user_email or self.settings.signed_in_user)
         if user is None:
             raise AuthorizeError(f"No sandbox user {user_email!r}")
@@ -402,7 +374,3 @@ def accounts_server(base: str, location: str) -> str:
 
 def api_domain(base: str, location: str) -> str:
     return f"{base.rstrip('/')}/{location}/api"
-
-
-def with_query(url: str, params: dict) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"

@@ -20,7 +20,13 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
-from mamo_sandboxes.zoho_data import ACCOUNT_TYPES, CURRENCY_IDS, LOCK_MODULES, default_chart
+from mamo_sandboxes.zoho_data import (
+    ACCOUNT_TYPE_GROUPS,
+    ACCOUNT_TYPES,
+    CURRENCY_IDS,
+    LOCK_MODULES,
+    default_chart,
+)
 
 CENT = Decimal("0.01")
 INVALID_VALUE = 2
@@ -229,30 +235,6 @@ def render_account(account: dict) -> dict:
 
 def filter_accounts(org: Organisation, filter_by: str) -> list[dict]:
     """``filter_by`` of ``GET /chartofaccounts`` (LEDGER_APIS.md §2.4), ordered by code then name."""
-    groups = {
-        "AccountType.Asset": {
-            "other_asset",
-            "other_current_asset",
-            "cash",
-            "bank",
-            "fixed_asset",
-            "stock",
-            "payment_clearing",
-            "accounts_receivable",
-            "input_tax",
-        },
-        "AccountType.Liability": {
-            "other_current_liability",
-            "credit_card",
-            "long_term_liability",
-            "other_liability",
-            "accounts_payable",
-            "output_tax",
-        },
-        "AccountType.Equity": {"equity"},
-        "AccountType.Income": {"income", "other_income"},
-        "AccountType.Expense": {"expense", "cost_of_goods_sold", "other_expense"},
-    }
     items = sorted(org.accounts.values(), key=lambda a: (a.get("account_code") or "~", a["account_name"]))
     if filter_by == "AccountType.All":
         return items
@@ -260,8 +242,8 @@ def filter_accounts(org: Organisation, filter_by: str) -> list[dict]:
         return [a for a in items if a["is_active"]]
     if filter_by == "AccountType.Inactive":
         return [a for a in items if not a["is_active"]]
-    if filter_by in groups:
-        return [a for a in items if a["account_type"] in groups[filter_by]]
+    if filter_by in ACCOUNT_TYPE_GROUPS:
+        return [a for a in items if a["account_type"] in ACCOUNT_TYPE_GROUPS[filter_by]]
     raise BooksError(400, INVALID_VALUE, "Invalid value passed for filter_by")
 
 

@@ -19,6 +19,7 @@ from airflow.sdk import Connection
 from openapi_schema_validator import OAS30Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
+from token_stores import expired
 
 from mamo_revenue.errors import (
     LedgerAccountError,
@@ -34,22 +35,15 @@ from mamo_revenue.hooks.oauth import pkce_pair, token_set
 from mamo_revenue.hooks.tokens import TokenSet
 from mamo_revenue.hooks.xero import XeroHook, XeroParams
 from mamo_sandboxes import xero_data as data
-from mamo_sandboxes.serving import BackgroundServer
 from mamo_sandboxes.xero import DEFAULT_SPEC_PATH, create_app
 
+SANDBOX_APP = create_app  # what the ``server`` fixture (conftest.py) serves
 TENANT = data.DEMO_TENANT_ID
 REFERENCE = "MAMO-acme-20261120"
 CONN_ID = "xero_test"
 
 
 # --- fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = BackgroundServer(create_app()).start()
-    yield srv
-    srv.stop()
 
 
 class Sandbox:
@@ -113,12 +107,6 @@ def grant(sandbox) -> dict:
 @pytest.fixture
 def store(grant, make_store):
     return make_store(token_set(grant, tenant_id=TENANT))
-
-
-def expired(tokens: TokenSet) -> TokenSet:
-    return TokenSet(
-        tokens.access_token, tokens.refresh_token, datetime.now(UTC) - timedelta(minutes=1), tokens.tenant_id
-    )
 
 
 @pytest.fixture

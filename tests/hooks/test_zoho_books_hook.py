@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from airflow.sdk import Connection
+from token_stores import expired
 
 from mamo_revenue.db.companies import get_ledger_connection
 from mamo_revenue.db.session import session_scope
@@ -35,23 +36,16 @@ from mamo_revenue.hooks.registry import ledger_hook_class
 from mamo_revenue.hooks.tokens import TokenSet
 from mamo_revenue.hooks.zoho_books import VOID_SUFFIX, ZohoBooksHook
 from mamo_sandboxes import zoho_data as data
-from mamo_sandboxes.serving import BackgroundServer
 from mamo_sandboxes.zoho import create_app
 from mamo_sandboxes.zoho_schema import journal_problems
 
+SANDBOX_APP = create_app  # what the ``server`` fixture (conftest.py) serves
 ORG = data.DEMO_ORGANIZATION_ID
 REFERENCE = "MAMO-acme-20261120"
 CONN_ID = "zoho_test"
 
 
 # --- fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = BackgroundServer(create_app()).start()
-    yield srv
-    srv.stop()
 
 
 class Sandbox:
@@ -133,16 +127,6 @@ def tokens_of(grant: dict, *, organization_id: str = ORG) -> TokenSet:
 @pytest.fixture
 def store(grant, make_store):
     return make_store(tokens_of(grant), platform="zoho_books")
-
-
-def expired(tokens: TokenSet) -> TokenSet:
-    return TokenSet(
-        tokens.access_token,
-        tokens.refresh_token,
-        datetime.now(UTC) - timedelta(minutes=1),
-        tokens.tenant_id,
-        tokens.extra,
-    )
 
 
 @pytest.fixture

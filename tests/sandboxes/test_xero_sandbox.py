@@ -22,9 +22,9 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
 from mamo_sandboxes import xero_data as data
-from mamo_sandboxes.serving import BackgroundServer
 from mamo_sandboxes.xero import DEFAULT_SPEC_PATH, create_app
 
+SANDBOX_APP = create_app  # what the ``server`` fixture (conftest.py) serves
 IDENTITY_SPEC = DEFAULT_SPEC_PATH.replace("xero_accounting.yaml", "xero-identity.yaml")
 REDIRECT = data.DEFAULT_REDIRECT_URIS[0]
 TENANT, OTHER_TENANT = data.DEMO_TENANT_ID, data.SECOND_TENANT_ID
@@ -53,13 +53,6 @@ def assert_matches_schema(instance, schema: str, path: str = DEFAULT_SPEC_PATH) 
 
 
 # --- the server and a small client ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = BackgroundServer(create_app()).start()
-    yield srv
-    srv.stop()
 
 
 class Xero:

@@ -16,10 +16,10 @@ import pytest
 import requests
 
 from mamo_sandboxes import zoho_data as data
-from mamo_sandboxes.serving import BackgroundServer
 from mamo_sandboxes.zoho import ZohoSandbox, create_app
 from mamo_sandboxes.zoho_schema import journal_problems
 
+SANDBOX_APP = create_app  # what the ``server`` fixture (conftest.py) serves
 ORG, OTHER_ORG, INDIA_ORG = data.DEMO_ORGANIZATION_ID, data.SECOND_ORGANIZATION_ID, data.INDIA_ORGANIZATION_ID
 REDIRECT = data.DEFAULT_REDIRECT_URIS[0]
 
@@ -74,13 +74,6 @@ def body(reference="MAMO-acme-20261120", day="2026-11-20", status="published", l
 
 
 # --- the server and a small client ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = BackgroundServer(create_app()).start()
-    yield srv
-    srv.stop()
 
 
 class Zoho:

@@ -66,3 +66,19 @@ def mamo_hook_for(company: Any, *, cipher: TokenCipher | None = None, **hook_kwa
 
         key = mamo_api_key(company, cipher or load_cipher())
     return MamoHook(mamo_conn_id=company.mamo_conn_id, api_key=key, **hook_kwargs)
+
+
+def erase_ledger_grant(session: Session, company_id: str, *, reason: str) -> None:
+    """Forget the company's ledger tokens and mark the connection disconnected (its organisation and
+    platform stay on the row, for the history); the next connect stores a fresh grant."""
+    from mamo_revenue.db.models import ConnectionStatus, LedgerConnection
+
+    row = session.get(LedgerConnection, company_id)
+    if row is None:
+        return
+    row.access_token_enc = None
+    row.refresh_token_enc = None
+    row.access_expires_at = None
+    row.status = ConnectionStatus.DISCONNECTED.value
+    row.status_reason = reason[:2000]
+    session.flush()

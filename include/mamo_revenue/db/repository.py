@@ -26,6 +26,7 @@ from mamo_revenue.db.companies import (
     update_ledger_connection,
     upsert_company,
 )
+from mamo_revenue.db.company_secrets import erase_ledger_grant
 from mamo_revenue.db.session import (
     current_revision,
     engine_for_connection,
@@ -75,6 +76,7 @@ __all__ = [
     "current_revision",
     "engine_for_connection",
     "engine_for_url",
+    "erase_ledger_grant",
     "events_for_period",
     "get_company",
     "get_ledger_connection",

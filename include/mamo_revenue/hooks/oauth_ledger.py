@@ -138,6 +138,63 @@ def dumps_json(body: Any) -> bytes:
     return _DECIMAL_OUT.sub(r"\1", json.dumps(prep(body), ensure_ascii=False)).encode("utf-8")
 
 
+# --- the connect flow's helpers (``<ledger>_identity`` modules) -----------------------------------------
+
+
+def connection_extra(conn, conn_type: str) -> Callable[..., Any]:
+    """``extra(key, default=None)``: the Airflow connection's extra ``key``, plain or as the UI saves it
+    (``extra__<conn_type>__<key>``); empty values count as absent."""
+    extras = conn.extra_dejson or {}
+
+    def extra(key: str, default: Any = None) -> Any:
+        value = extras.get(key)
+        if value in (None, ""):
+            value = extras.get(f"extra__{conn_type}__{key}")
+        return default if value in (None, "") else value
+
+    return extra
+
+
+def require_redirect_uri(params: Any, ledger: str) -> str:
+    """The connection's ``redirect_uri``, which the consent needs."""
+    if not params.redirect_uri:
+        raise LedgerError(
+            f"The {ledger} connection has no redirect_uri",
+            guidance=f"Set redirect_uri in the {ledger} connection's extra.",
+        )
+    return params.redirect_uri
+
+
+def token_call(call: Callable[[], Any], *, ledger: str, reconnect: str) -> Any:
+    """One token-endpoint call outside the hook (the connect flow): no retries; what would be retried
+    becomes its final error, and a dead grant ``LedgerAuthError`` with the ledger's ``reconnect`` guidance."""
+    try:
+        return call()
+    except TransientError as exc:
+        raise exc.final() from None
+    except GrantRejected as exc:
+        raise LedgerAuthError(f"{ledger} refused the grant ({exc.args[0]})", guidance=reconnect) from None
+
+
+def check_client_credentials(
+    post: Callable[[dict], Any], *, vendor: str, endpoint: str, url_setting: str
+) -> tuple[bool, str]:
+    """Whether the token endpoint accepts the app's id and secret, without any grant: ``post`` sends a
+    refresh with a made-up token, which must fail as a dead grant (credentials fine), not as a bad client."""
+    try:
+        post({"grant_type": "refresh_token", "refresh_token": "connection-test"})
+    except GrantRejected:
+        return (
+            True,
+            f"{vendor} accepted the app's Client ID and secret; connect an organisation to post journals.",
+        )
+    except LedgerError as exc:
+        return False, str(exc)
+    except TransientError as exc:
+        return False, f"{vendor}'s {endpoint} did not answer: {exc.reason}"
+    return False, f"{vendor}'s {endpoint} accepted a made-up refresh token; check {url_setting}."
+
+
 class OAuthLedgerHook(BaseHook, LedgerHook):
     """A ``LedgerHook`` reached with OAuth 2.0 tokens from a ``TokenStore``, for one organisation.
 

@@ -43,7 +43,7 @@ from mamo_revenue.hooks.ledger import (
     line_label,
 )
 from mamo_revenue.hooks.oauth import token_set
-from mamo_revenue.hooks.oauth_ledger import OAuthLedgerHook, is_retryable
+from mamo_revenue.hooks.oauth_ledger import OAuthLedgerHook, connection_extra, is_retryable
 from mamo_revenue.hooks.tokens import TokenSet, TokenStore
 from mamo_revenue.hooks.xero_identity import (
     DEFAULT_SCOPES,
@@ -83,7 +83,6 @@ __all__ = [
     "revoke",
 ]
 
-_EXTRA_PREFIX = "extra__xero__"
 _MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
 
 
@@ -142,14 +141,7 @@ class XeroHook(OAuthLedgerHook):
     @staticmethod
     def connection_params(conn) -> XeroParams:
         """The Airflow connection as call parameters (pure: no I/O)."""
-        extras = conn.extra_dejson or {}
-
-        def extra(key: str, default: Any = None) -> Any:
-            value = extras.get(key)
-            if value in (None, ""):
-                value = extras.get(_EXTRA_PREFIX + key)
-            return default if value in (None, "") else value
-
+        extra = connection_extra(conn, "xero")
         host = (conn.host or "").strip() or XERO_API_BASE
         if "://" not in host:
             host = f"{conn.schema if conn.schema in ('http', 'https') else 'https'}://{host}"

@@ -19,7 +19,10 @@ from mamo_revenue.hooks.oauth_ledger import (  # noqa: F401 (re-exported: the co
     TransientError,
     dumps_json,
     loads_json,
+    require_redirect_uri,
+    token_call,
 )
+from mamo_revenue.hooks.oauth_ledger import check_client_credentials as check_credentials
 
 XERO_API_BASE = "https://api.xero.com/api.xro/2.0"
 XERO_AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
@@ -92,27 +95,17 @@ def post_token_endpoint(params: XeroParams, data: dict, session: requests.Sessio
 
 
 def _once(call):
-    try:
-        return call()
-    except TransientError as exc:
-        raise exc.final() from None
-    except GrantRejected as exc:
-        raise LedgerAuthError(f"Xero refused the grant ({exc.args[0]})", guidance=RECONNECT) from None
+    return token_call(call, ledger="Xero", reconnect=RECONNECT)
 
 
 def authorization_url(
     params: XeroParams, state: str, code_challenge: str | None = None, *, nonce: str | None = None
 ) -> str:
     """Where to send the user to approve access (``state`` comes back on the redirect; PKCE S256 if given)."""
-    if not params.redirect_uri:
-        raise LedgerError(
-            "The Xero connection has no redirect_uri",
-            guidance="Set redirect_uri in the Xero connection's extra.",
-        )
     query = {
         "response_type": "code",
         "client_id": params.client_id,
-        "redirect_uri": params.redirect_uri,
+        "redirect_uri": require_redirect_uri(params, "Xero"),
         "scope": params.scopes,
         "state": state,
     }
@@ -217,14 +210,9 @@ def check_client_credentials(
 ) -> tuple[bool, str]:
     """Whether the token endpoint accepts the app's id and secret, without any grant: a refresh with a
     made-up token must fail with ``invalid_grant`` (credentials fine), not ``invalid_client``."""
-    try:
-        post_token_endpoint(
-            params, {"grant_type": "refresh_token", "refresh_token": "connection-test"}, session
-        )
-    except GrantRejected:
-        return True, "Xero accepted the app's Client ID and secret; connect an organisation to post journals."
-    except LedgerError as exc:
-        return False, str(exc)
-    except TransientError as exc:
-        return False, f"Xero's token endpoint did not answer: {exc.reason}"
-    return False, "Xero's token endpoint accepted a made-up refresh token; check token_url."
+    return check_credentials(
+        lambda data: post_token_endpoint(params, data, session),
+        vendor="Xero",
+        endpoint="token endpoint",
+        url_setting="token_url",
+    )

@@ -20,14 +20,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
 
 from mamo_revenue.errors import LedgerAuthError, LedgerError, LedgerRateLimited, LedgerUnavailable
 from mamo_revenue.hooks.oauth import expires_at
-from mamo_revenue.hooks.oauth_ledger import TRANSPORT_ERRORS, GrantRejected, TransientError, loads_json
+from mamo_revenue.hooks.oauth_ledger import (
+    TRANSPORT_ERRORS,
+    GrantRejected,
+    TransientError,
+    connection_extra,
+    loads_json,
+    require_redirect_uri,
+    token_call,
+)
+from mamo_revenue.hooks.oauth_ledger import check_client_credentials as check_credentials
 from mamo_revenue.hooks.tokens import TokenSet
 
 ZOHO_ACCOUNTS_URL = "https://accounts.zoho.com"
@@ -65,14 +73,7 @@ class ZohoParams:
 
 def connection_params(conn) -> ZohoParams:
     """The Airflow connection as call parameters (pure: no I/O); extras plain or ``extra__zoho_books__``."""
-    extras = conn.extra_dejson or {}
-
-    def extra(key: str, default: Any = None) -> Any:
-        value = extras.get(key)
-        if value in (None, ""):
-            value = extras.get(f"extra__zoho_books__{key}")
-        return default if value in (None, "") else value
-
+    extra = connection_extra(conn, "zoho_books")
     accounts = str(extra("accounts_url") or (conn.host or "").strip() or ZOHO_ACCOUNTS_URL).rstrip("/")
     if "://" not in accounts:
         accounts = f"https://{accounts}"
@@ -182,12 +183,7 @@ def post_token_endpoint(
 
 
 def _once(call):
-    try:
-        return call()
-    except TransientError as exc:
-        raise exc.final() from None
-    except GrantRejected as exc:
-        raise LedgerAuthError(f"Zoho Books refused the grant ({exc.args[0]})", guidance=RECONNECT) from None
+    return token_call(call, ledger=LEDGER, reconnect=RECONNECT)
 
 
 def authorization_url(params: ZohoParams, state: str, *, first_connect: bool = True) -> str:
@@ -197,16 +193,11 @@ def authorization_url(params: ZohoParams, state: str, *, first_connect: bool = T
     dead), so ``prompt=consent`` asks Zoho for a new one. A reconnect of a live grant leaves it out, so
     no new refresh token is minted and the user's 20-token cap is not pushed.
     """
-    if not params.redirect_uri:
-        raise LedgerError(
-            "The Zoho Books connection has no redirect_uri",
-            guidance="Set redirect_uri in the Zoho Books connection's extra.",
-        )
     query = {
         "response_type": "code",
         "client_id": params.client_id,
         "scope": params.scopes,
-        "redirect_uri": params.redirect_uri,
+        "redirect_uri": require_redirect_uri(params, LEDGER),
         "state": state,
         "access_type": "offline",
     }
@@ -301,20 +292,12 @@ def check_client_credentials(
 ) -> tuple[bool, str]:
     """Whether the accounts server accepts the app's id and secret, without any grant: a refresh with a
     made-up token must fail with ``invalid_code`` (credentials fine), not ``invalid_client``."""
-    try:
-        post_token_endpoint(
-            params,
-            params.accounts_url,
-            {"grant_type": "refresh_token", "refresh_token": "connection-test"},
-            session,
-        )
-    except GrantRejected:
-        return True, "Zoho accepted the app's Client ID and secret; connect an organisation to post journals."
-    except LedgerError as exc:
-        return False, str(exc)
-    except TransientError as exc:
-        return False, f"Zoho's accounts server did not answer: {exc.reason}"
-    return False, "Zoho's accounts server accepted a made-up refresh token; check accounts_url."
+    return check_credentials(
+        lambda data: post_token_endpoint(params, params.accounts_url, data, session),
+        vendor="Zoho",
+        endpoint="accounts server",
+        url_setting="accounts_url",
+    )
 
 
 def journal_link(params: ZohoParams, api_domain: str, organization_id: str, journal_id: str) -> str:

@@ -1,0 +1,88 @@
+"""Airflow's REST API, called as the person using the page (their own token), never as the plugin.
+
+So Airflow applies the person's own permissions to every run and backfill, and its audit log names
+them. The token is sent only to Airflow's API and is never rendered, stored or logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import requests
+
+TIMEOUT = 20
+
+
+class AirflowApiError(Exception):
+    """Airflow refused or failed a call; ``message`` is for the page, ``guidance`` says what to do."""
+
+    def __init__(self, message: str, guidance: str = "", status: int | None = None):
+        super().__init__(message)
+        self.message, self.guidance, self.status = message, guidance, status
+
+
+@dataclass(frozen=True)
+class AirflowApi:
+    base_url: str  # e.g. http://127.0.0.1:8080 (Airflow's root)
+    token: str | None
+
+    def _call(self, method: str, path: str, *, json: dict | None = None, what: str) -> dict:
+        if not self.token:
+            raise AirflowApiError(f"{what}: no Airflow login on this request", "Log in to Airflow again.", 401)
+        try:
+            response = requests.request(
+                method, f"{self.base_url}/api/v2{path}", json=json, timeout=TIMEOUT,
+                headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"})
+        except requests.RequestException as exc:
+            raise AirflowApiError(f"{what}: Airflow's API did not answer ({type(exc).__name__})",
+                                  "Check that the Airflow API server is reachable, then try again.") from None
+        if response.status_code < 300:
+            return response.json() if response.content else {}
+        detail = _detail(response)
+        status = response.status_code
+        if status == 404:
+            raise AirflowApiError(
+                f"{what}: Airflow does not know the company's DAG yet ({detail})",
+                "Airflow reads the company list every few seconds to a few minutes after a change; "
+                "try again in a minute.", status)
+        if status in (401, 403):
+            raise AirflowApiError(f"{what}: Airflow refused ({detail})",
+                                  "Your Airflow role may not do this; ask an Airflow admin.", status)
+        raise AirflowApiError(f"{what}: Airflow answered HTTP {status} ({detail})",
+                              "Read the message; if it persists, check the API server's log.", status)
+
+    def dag(self, dag_id: str) -> dict | None:
+        try:
+            return self._call("GET", f"/dags/{dag_id}", what="reading the DAG")
+        except AirflowApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def trigger(self, dag_id: str, period: str, *, note: str) -> dict:
+        """A manual run of ``period`` (no logical date: the run's configuration names the period)."""
+        return self._call("POST", f"/dags/{dag_id}/dagRuns", what=f"starting a run of {period}",
+                          json={"logical_date": None, "conf": {"period": period}, "note": note})
+
+    def backfill(self, dag_id: str, from_date: datetime, to_date: datetime) -> dict:
+        """Runs for every scheduled period from ``from_date`` to ``to_date`` (both inclusive), oldest
+        first, one at a time; failed periods are redone, completed ones are left alone."""
+        return self._call("POST", "/backfills", what="creating the backfill", json={
+            "dag_id": dag_id, "from_date": from_date.isoformat(), "to_date": to_date.isoformat(),
+            "run_backwards": False, "dag_run_conf": {}, "reprocess_behavior": "failed", "max_active_runs": 1})
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self._call("PATCH", f"/dags/{dag_id}?update_mask=is_paused", json={"is_paused": paused},
+                   what="pausing the DAG" if paused else "resuming the DAG")
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    detail = body.get("detail") if isinstance(body, dict) else body
+    if isinstance(detail, list):  # FastAPI validation errors
+        detail = "; ".join(str(d.get("msg", d)) for d in detail)
+    return str(detail)[:300]
