@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from numbers import Number
 
@@ -18,7 +19,22 @@ from referencing.jsonschema import DRAFT4
 from mamo_sandboxes.common import SandboxSettings
 from mamo_sandboxes.common import check_fault as common_check_fault
 
-DEFAULT_SPEC_PATH = os.environ.get("MAMO_XERO_SPEC", "/work/shared/specs/xero/xero_accounting.yaml")
+def _default_spec_path() -> str:
+    """Xero's own OpenAPI file: ``$MAMO_XERO_SPEC``, else ``shared/specs`` beside the checkout.
+
+    The spec is the vendor's data and is not part of this repository; where it cannot be found
+    (an image built without it) the sandbox serves without validating request bodies.
+    """
+    if os.environ.get("MAMO_XERO_SPEC"):
+        return os.environ["MAMO_XERO_SPEC"]
+    relative = Path("shared") / "specs" / "xero" / "xero_accounting.yaml"
+    for folder in Path(__file__).resolve().parents:
+        if (folder / relative).is_file():
+            return str(folder / relative)
+    return str(Path(__file__).resolve().parents[3] / relative)
+
+
+DEFAULT_SPEC_PATH = _default_spec_path()
 
 
 @dataclass
