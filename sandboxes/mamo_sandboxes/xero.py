@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import math
+import os
 import uuid
 from collections import defaultdict
 from decimal import Decimal

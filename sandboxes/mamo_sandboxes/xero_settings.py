@@ -6,9 +6,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
 from numbers import Number
+from pathlib import Path
 
 import yaml
 from jsonschema import FormatChecker
@@ -18,6 +18,7 @@ from referencing.jsonschema import DRAFT4
 
 from mamo_sandboxes.common import SandboxSettings
 from mamo_sandboxes.common import check_fault as common_check_fault
+
 
 def _default_spec_path() -> str:
     """Xero's own OpenAPI file: ``$MAMO_XERO_SPEC``, else ``shared/specs`` beside the checkout.

@@ -3,6 +3,7 @@ started once per session; ``company_factory`` makes fresh companies so tests nev
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from datetime import date, timedelta
@@ -22,12 +23,12 @@ if str(PLUGINS) not in sys.path:
     sys.path.append(str(PLUGINS))
 
 CIPHER = TokenCipher(TOKEN_SECRET)
+#: The PostgreSQL server of the suite (tests/conftest.py): the page's product DB is a database of its own there.
+PG_ADMIN_URL = os.environ.get("MAMO_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    from conftest import PG_ADMIN_URL
-
     started = start_stack(tmp_path_factory.mktemp("ui"), PG_ADMIN_URL)
     yield started
     stop_stack(started, PG_ADMIN_URL)
