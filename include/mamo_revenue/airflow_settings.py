@@ -306,14 +306,22 @@ def load_settings(
     project_root: str | os.PathLike[str],
     airflow: Sequence[str] | None = None,
     env: Mapping[str, str] | None = None,
+    only: Sequence[str] | None = None,
 ) -> LoadSummary:
     """Load the file into the metadata database of the current ``AIRFLOW_HOME`` (or ``env``'s).
 
     ``airflow`` is the command that runs Airflow's CLI (default: this interpreter's ``-m airflow``);
-    ``env`` replaces ``os.environ`` for it. Returns the ids loaded; raises :class:`SettingsFileError`
+    ``env`` replaces ``os.environ`` for it; ``only`` names the sections to load (``connections``,
+    ``pools``, ``variables``; default all). Returns the ids loaded; raises :class:`SettingsFileError`
     before touching Airflow when the file is malformed, :class:`SettingsLoadError` when a command fails.
     """
     settings = read_settings(path, project_root=project_root)
+    if only:
+        settings = Settings(
+            connections=settings.connections if "connections" in only else (),
+            pools=settings.pools if "pools" in only else (),
+            variables=settings.variables if "variables" in only else (),
+        )
     command = list(airflow) if airflow else [sys.executable, "-m", "airflow"]
     secrets = [s for connection in settings.connections for s in connection.secrets()]
     process_env = dict(os.environ if env is None else env)

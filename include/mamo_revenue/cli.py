@@ -9,6 +9,8 @@
     mamo-revenue map ID sales=4000 …      # categories → ledger account codes
     mamo-revenue registry export          # product DB → dags/registry.json
     mamo-revenue history [ID]             # sync records: period, status, reference, journal id
+    mamo-revenue backfill --from D --to D (--company ID ... | --all)   # re-sync a range of periods
+    mamo-revenue settings load [FILE]     # airflow_settings.yaml → connections, pools, variables
 
 Every command outside the embedded install reads its connections from Airflow (env vars,
 secrets backend or metadata DB); inside a checkout it falls back to airflow_settings.yaml.
@@ -266,6 +268,34 @@ def cmd_history(args) -> int:
     return 0
 
 
+def cmd_backfill(args) -> int:
+    from mamo_revenue import backfill
+
+    if not args.all and not args.company:
+        raise backfill.BackfillError("name the companies (--company ID, repeatable) or pass --all",
+                                     guidance="See `mamo-revenue backfill --help`.")
+    engine = _engine()
+    api = backfill.AirflowApi(args.api_url, token=args.token, username=args.username,
+                              password=os.environ.get("MAMO_REVENUE_AIRFLOW_PASSWORD"))
+    companies = backfill.companies_for(engine, args.company, args.all)
+    if not companies:
+        print("no active company to backfill")
+        return 0
+    outcomes = backfill.run(engine, api, first=args.date_from, last=args.date_to, companies=companies,
+                            reprocess=args.reprocess_behavior, max_active_runs=args.max_active_runs,
+                            dry_run=args.dry_run)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def cmd_settings_load(args) -> int:
+    from mamo_revenue.airflow_settings import load_settings
+
+    path = Path(args.file).resolve()
+    summary = load_settings(path, project_root=args.project_root or path.parent, only=args.only)
+    print(f"Loaded into {os.environ.get('AIRFLOW_HOME', '~/airflow')}: {summary}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mamo-revenue", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -315,12 +345,48 @@ def main(argv: list[str] | None = None) -> int:
     history.add_argument("--limit", type=int, default=30)
     history.set_defaults(func=cmd_history)
 
+    from mamo_revenue.backfill import DEFAULT_MAX_ACTIVE_RUNS, REPROCESS
+
+    backfill = sub.add_parser(
+        "backfill", help="sync a range of past periods (one Airflow backfill per company DAG)",
+        description="Create one Airflow backfill per company over --from..--to (days in the company's zone, both "
+                    "included), through Airflow's REST API. Periods already posted are skipped by the sync; dates "
+                    "that already have a run are skipped by Airflow unless --reprocess-behavior says otherwise. "
+                    "Airflow: --api-url or MAMO_REVENUE_AIRFLOW_URL; --token or MAMO_REVENUE_AIRFLOW_TOKEN, else "
+                    "--username and MAMO_REVENUE_AIRFLOW_PASSWORD (default admin/admin, the embedded install).")
+    backfill.add_argument("--from", dest="date_from", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    backfill.add_argument("--to", dest="date_to", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    which = backfill.add_mutually_exclusive_group()
+    which.add_argument("--company", action="append", metavar="ID", help="a company id; repeat for several")
+    which.add_argument("--all", action="store_true", help="every active company")
+    backfill.add_argument("--reprocess-behavior", choices=REPROCESS, default="none",
+                          help="none: skip dates that have a run (default); failed: re-run failed runs only; "
+                               "completed: re-run every finished run")
+    backfill.add_argument("--max-active-runs", type=int, default=DEFAULT_MAX_ACTIVE_RUNS,
+                          help="periods of one company running at once (default %(default)s)")
+    backfill.add_argument("--dry-run", action="store_true", help="say what would run, create nothing")
+    backfill.add_argument("--api-url", help="the Airflow api-server (default $MAMO_REVENUE_AIRFLOW_URL or "
+                                            "http://127.0.0.1:8080)")
+    backfill.add_argument("--token", help="a bearer token for the Airflow API (default $MAMO_REVENUE_AIRFLOW_TOKEN)")
+    backfill.add_argument("--username", help="Airflow user when no token (default $MAMO_REVENUE_AIRFLOW_USER or admin)")
+    backfill.set_defaults(func=cmd_backfill)
+
+    settings = sub.add_parser("settings", help="Airflow settings").add_subparsers(dest="settings_command",
+                                                                                  required=True)
+    load = settings.add_parser("load", help="load airflow_settings.yaml (astro CLI format) into the current "
+                                            "AIRFLOW_HOME: connections, pools, variables")
+    load.add_argument("file", nargs="?", default="airflow_settings.yaml")
+    load.add_argument("--only", choices=["connections", "pools", "variables"], action="append",
+                      help="load only these sections (repeatable); e.g. --only pools in production")
+    load.add_argument("--project-root", help="where relative sqlite paths start (default: the file's folder)")
+    load.set_defaults(func=cmd_settings_load)
+
     args = parser.parse_args(argv)
     import logging
 
     for noisy in ("alembic", "airflow.task.hooks"):  # the commands print what matters themselves
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.command not in ("run", "demo"):
+    if args.command not in ("run", "demo", "settings"):
         _use_local_connections_if_unset()
     try:
         return args.func(args)

@@ -8,6 +8,8 @@ registry the DAG file reads.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -176,19 +178,46 @@ async def save_settings(request: Request, company_id: str, _: Editor):
                              detail=f"Settings: {changed}" + ("; Mamo key replaced" if api_key else ""))
     export_registry(product)
     if settings["status"] == "active" and before != "active":
-        _unpause(request, company_id)
+        _unpause(request, company_id, wait=True)
     return back_to(request, f"/companies/{company_id}", "settings")
 
 
-def _unpause(request: Request, company_id: str) -> None:
-    """A company that runs needs its DAG unpaused (a company is created paused, so is its DAG)."""
-    api = _api(request)
+def _unpause(request: Request, company_id: str, *, wait: bool = False) -> None:
+    """A company that runs needs its DAG unpaused (a company is created paused, so is its DAG).
+
+    Airflow may not have read the new registry yet: with ``wait`` the DAG is awaited in the background
+    (a minute at most) and unpaused once it exists, if the company is still active then.
+    """
+    api, dag_id = _api(request), dag_id_for(company_id)
+
+    def attempt() -> bool:
+        dag = api.dag(dag_id)
+        if dag is None:
+            return False
+        if dag.get("is_paused"):
+            with session_scope(engine(), read_only=True) as session:
+                active = load(session, company_id).status == "active"
+            if active:
+                api.set_paused(dag_id, False)
+        return True
+
+    def keep_trying() -> None:
+        for _ in range(30):
+            try:
+                if attempt():
+                    return
+            except (AirflowApiError, HTTPException) as exc:
+                log.warning("Revenue accounting: could not resume DAG of %s: %s", company_id, exc)
+                return
+            time.sleep(2)
+
     try:
-        dag = api.dag(dag_id_for(company_id))
-        if dag is not None and dag.get("is_paused"):
-            api.set_paused(dag_id_for(company_id), False)
+        if attempt() or not wait:
+            return
     except AirflowApiError as exc:
         log.warning("Revenue accounting: could not resume DAG of %s: %s", company_id, exc.message)
+        return
+    threading.Thread(target=keep_trying, name=f"unpause-{dag_id}", daemon=True).start()
 
 
 @router.post("/companies/{company_id}/mapping", name="save_mapping")
@@ -218,7 +247,7 @@ async def save_mapping(request: Request, company_id: str, _: Editor):
                                  detail="Syncing started: the ledger is connected and the accounts are mapped.")
     if start:
         export_registry(product)
-        _unpause(request, company_id)
+        _unpause(request, company_id, wait=True)
     return back_to(request, f"/companies/{company_id}", "mapped")
 
 

@@ -18,15 +18,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from mamo_revenue import connect, errors
-from mamo_revenue.dag_factory import dag_id_for
 from mamo_revenue.db import oauth_states
 from mamo_revenue.db import repository as repo
 from mamo_revenue.db.session import session_scope
 
-from .airflow_api import AirflowApi, AirflowApiError
 from .context import LEDGERS, cipher, engine, export_registry, log, page, page_link
 from .pages import load
-from .security import PREFIX, Editor, airflow_api_base, airflow_root, may_edit, user_token
+from .security import PREFIX, Editor, airflow_root, may_edit
 
 router = APIRouter()
 _SECRET_PARAMS = {"code", "state", "session_state"}
@@ -152,10 +150,9 @@ def _finish(request: Request, product, pending, consent, organisation) -> Redire
                              detail=f"Connected to {ledger} organisation {name!r}")
     export_registry(product)
     if resumed:
-        try:
-            AirflowApi(airflow_api_base(request), user_token(request)).set_paused(dag_id_for(pending.company_id), False)
-        except AirflowApiError as exc:
-            log.warning("Revenue accounting: could not resume DAG of %s: %s", pending.company_id, exc.message)
+        from .actions import _unpause
+
+        _unpause(request, pending.company_id, wait=True)
     return RedirectResponse(company_url(request, pending.company_id, "connected"), 303)
 
 

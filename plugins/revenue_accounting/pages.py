@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -115,7 +116,7 @@ def _settings_form(company) -> dict:
     rate = company.sales_vat_rate
     return {"name": company.name, "timezone": company.timezone, "frequency": company.frequency,
             "base_currency": company.base_currency, "status": company.status,
-            "vat_policy": "none" if rate is None else ("standard" if rate == 0.05 else "custom"),
+            "vat_policy": "none" if rate is None else ("standard" if rate == Decimal("0.05") else "custom"),
             "vat_rate": "" if rate is None else f"{(rate * 100).normalize():f}",
             "first_period": company.first_period.isoformat() if company.first_period else ""}
 

@@ -52,7 +52,8 @@ def test_dag_files_import_without_errors(dagbag):
 
 
 def test_one_dag_per_company_plus_registry_dag(dagbag):
-    assert set(dagbag.dag_ids) == {"mamo_sync_acme", "mamo_sync_beta", "mamo_sync_gone", "mamo_registry"}
+    assert set(dagbag.dag_ids) == {"mamo_sync_acme", "mamo_sync_beta", "mamo_sync_gone", "mamo_registry",
+                                   "mamo_deadlines"}
 
 
 @pytest.mark.parametrize("dag_id", ["mamo_sync_acme", "mamo_sync_beta", "mamo_sync_gone"])
@@ -87,7 +88,7 @@ def test_missing_registry_means_no_company_dags(tmp_path, monkeypatch, no_networ
     monkeypatch.setenv("MAMO_REVENUE_REGISTRY", str(tmp_path / "absent.json"))
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"mamo_registry"}
+    assert set(bag.dag_ids) == {"mamo_registry", "mamo_deadlines"}
 
 
 def test_registry_order_does_not_change_the_dags(registry, no_network):

@@ -10,11 +10,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from ui_stack import TOKEN_SECRET, start_stack, stop_stack
+from ui_stack import CIPHER, start_stack, stop_stack
 
 from mamo_revenue.db import repository as repo
 from mamo_revenue.db.company_secrets import set_mamo_api_key
-from mamo_revenue.db.crypto import TokenCipher
 from mamo_revenue.db.session import session_scope
 
 # The page's package lives in plugins/ (Airflow puts that folder on sys.path; so do the tests).
@@ -22,7 +21,6 @@ PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 if str(PLUGINS) not in sys.path:
     sys.path.append(str(PLUGINS))
 
-CIPHER = TokenCipher(TOKEN_SECRET)
 #: The PostgreSQL server of the suite (tests/conftest.py): the page's product DB is a database of its own there.
 PG_ADMIN_URL = os.environ.get("MAMO_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
@@ -34,7 +32,7 @@ def stack(tmp_path_factory):
     stop_stack(started, PG_ADMIN_URL)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def company_factory(stack):
     """``company_factory(connected=..., mapped=..., status=...)``: a company of its own (a fresh id and
     Mamo business), straight into the product DB; returns (company id, Mamo api key, business tag)."""

@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import sqlalchemy as sa
 
+from mamo_revenue.db.crypto import TokenCipher
 from mamo_revenue.db.session import engine_for_url, upgrade
 from mamo_sandboxes import xero_data, zoho_data
 from mamo_sandboxes.mamo import MamoSandbox
@@ -41,6 +42,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 USERS = {"admin": "admin", "viewer": "viewer", "editor": "editor"}
 ROLES = {"admin": "admin", "viewer": "viewer", "editor": "user"}
 TOKEN_SECRET = "ui-tests-only-not-a-secret"
+CIPHER = TokenCipher(TOKEN_SECRET)
 DEFAULT_KEY = "sk-ui-default-business"
 
 
@@ -97,11 +99,11 @@ class Stack:
 
     # --- Airflow ------------------------------------------------------------------------------------
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict:
+    def wait_for_dag(self, dag_id: str, timeout: float = 120, *, unpaused: bool = False) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             answer = self.api_session("admin").get(f"{self.url}/api/v2/dags/{dag_id}", timeout=10)
-            if answer.status_code == 200:
+            if answer.status_code == 200 and not (unpaused and answer.json()["is_paused"]):
                 return answer.json()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"DAG {dag_id} did not appear in Airflow ({answer.status_code})")

@@ -1,0 +1,155 @@
+"""Acting on periods from the page — sync now, re-sync, backfill — and disconnecting: each runs through
+Airflow's REST API as the user, and the real scheduler runs the company's DAG against the sandboxes."""
+
+from __future__ import annotations
+
+import html
+from datetime import date
+
+import pytest
+import requests
+from helpers import (
+    company,
+    connect,
+    connection,
+    days_ago,
+    map_accounts,
+    page_of,
+    registry_entry,
+    seed_charges,
+    wait_for_record,
+)
+from ui_stack import CIPHER
+
+from mamo_revenue.db import repository as repo
+from mamo_revenue.db.session import session_scope
+from mamo_sandboxes import xero_data
+
+
+def ready_company(stack, company_factory, *, first_days_ago: int = 3, charges_days_ago: int = 1):
+    """A company connected to the Xero sandbox's demo organisation and mapped (so active)."""
+    cid, _, tag = company_factory(first_period=date.fromisoformat(days_ago(first_days_ago)))
+    seed_charges(stack, tag, days_ago(charges_days_ago))
+    session = stack.browser_session("admin")
+    connect(stack, session, cid, "xero", xero_data.DEMO_TENANT_NAME)
+    assert map_accounts(stack, session, cid).status_code == 303
+    stack.wait_for_dag(f"mamo_sync_{cid}", unpaused=True)
+    return cid
+
+
+def journals(stack, reference: str) -> list[dict]:
+    answer = requests.get(f"{stack.xero_url}/_sandbox/organisations/{xero_data.DEMO_TENANT_ID}/journals", timeout=10)
+    return [j for j in answer.json()["journals"] if j["Narration"].startswith(reference + " ")]
+
+
+def test_sync_now_then_re_sync_a_period(stack, company_factory):
+    cid = ready_company(stack, company_factory)
+    period = days_ago(1)
+    key = period.replace("-", "")
+    session = stack.browser_session("admin")
+
+    confirm = session.get(page_of(stack, f"/companies/{cid}/confirm/sync?period={period}"), timeout=30)
+    assert confirm.status_code == 200 and f"Yes, sync {period}" in confirm.text
+    answer = session.post(page_of(stack, f"/companies/{cid}/sync"), data={"period": period}, allow_redirects=False,
+                          timeout=60)
+    assert answer.status_code == 303, answer.text[:500]
+    run_id = answer.headers["Location"].split("run=")[1]
+    runs = {r["dag_run_id"]: r for r in stack.dag_runs(f"mamo_sync_{cid}")}
+    run = runs[requests.utils.unquote(run_id)]
+    assert run["conf"] == {"period": period} and run["logical_date"] is None and run["run_type"] == "manual"
+
+    record = wait_for_record(stack, cid, key)
+    reference = f"MAMO-{cid}-{key}"
+    assert record.reference == reference and record.ledger_url
+    [posted] = journals(stack, reference)
+    assert posted["Status"] == "POSTED" and posted["ManualJournalID"] == record.ledger_journal_id
+
+    history = stack.api_session("viewer").get(page_of(stack, f"/api/companies/{cid}/history"), timeout=30).json()
+    row = next(r for r in history["history"] if r["period"] == period)
+    assert row["status_label"] == "Completed" and row["reference"] == reference
+    assert row["journal_url"] == record.ledger_url and row["totals_minor"]["sales"] > 0
+    assert row["airflow_run_url"] == f"/dags/mamo_sync_{cid}/runs/{requests.utils.quote(record.run_id, safe='')}"
+    page = html.unescape(session.get(page_of(stack, f"/companies/{cid}"), timeout=30).text)
+    assert "Completed" in page and record.ledger_url in page and f"{period} completed, journal {reference}" in page
+
+    # re-sync: the journal is voided in Xero, the period reopened and posted again under the same reference
+    confirm = session.get(page_of(stack, f"/companies/{cid}/confirm/resync?period={period}"), timeout=30)
+    assert "is voided in Xero" in html.unescape(confirm.text)
+    answer = session.post(page_of(stack, f"/companies/{cid}/resync"), data={"period": period}, allow_redirects=False,
+                          timeout=60)
+    assert answer.status_code == 303, answer.text[:500]
+    again = wait_for_record(stack, cid, key)
+    assert again.ledger_journal_id != record.ledger_journal_id
+    states = sorted(j["Status"] for j in journals(stack, reference))
+    assert states == ["POSTED", "VOIDED"]
+    with session_scope(stack.engine) as db:
+        actions = [a.action for a in repo.list_activity(db, cid)]
+    assert actions[:2] == ["resync", "sync"]
+
+
+@pytest.mark.parametrize(("period", "problem"), [
+    ("today", "is not over yet"),
+    ("before", "before the company's first period"),
+    ("nonsense", "is not a period"),
+])
+def test_only_complete_periods_from_the_first_one_on_are_synced(stack, company_factory, period, problem):
+    cid = ready_company(stack, company_factory, first_days_ago=2)
+    text = {"today": days_ago(0), "before": days_ago(5), "nonsense": "soon"}[period]
+    answer = stack.browser_session("admin").post(page_of(stack, f"/companies/{cid}/sync"), data={"period": text},
+                                                 allow_redirects=False, timeout=30)
+    assert answer.status_code == 422 and problem in html.unescape(answer.text)
+
+
+def test_a_company_not_connected_or_paused_is_not_synced(stack, company_factory):
+    cid = company_factory()[0]
+    answer = stack.browser_session("admin").post(page_of(stack, f"/companies/{cid}/sync"),
+                                                 data={"period": days_ago(1)}, allow_redirects=False, timeout=30)
+    assert answer.status_code == 409 and "Connect the company's ledger first" in html.unescape(answer.text)
+
+
+def test_a_backfill_is_created_in_airflow_as_the_user(stack, company_factory):
+    cid = ready_company(stack, company_factory, first_days_ago=6)
+    session = stack.browser_session("admin")
+    confirm = session.get(page_of(stack, f"/companies/{cid}/confirm/backfill?from_date={days_ago(4)}"
+                                         f"&to_date={days_ago(2)}"), timeout=30)
+    assert confirm.status_code == 200 and "Yes, backfill" in confirm.text
+    answer = session.post(page_of(stack, f"/companies/{cid}/backfill"),
+                          data={"from_date": days_ago(4), "to_date": days_ago(2)}, allow_redirects=False, timeout=60)
+    assert answer.status_code == 303, answer.text[:500]
+    backfills = stack.api_session("admin").get(f"{stack.url}/api/v2/backfills", params={"dag_id": f"mamo_sync_{cid}"},
+                                               timeout=30).json()["backfills"]
+    assert len(backfills) == 1 and backfills[0]["reprocess_behavior"] == "failed"
+    assert backfills[0]["from_date"].startswith(days_ago(5)) or backfills[0]["from_date"].startswith(days_ago(4))
+    wrong = session.post(page_of(stack, f"/companies/{cid}/backfill"),
+                         data={"from_date": days_ago(2), "to_date": days_ago(4)}, allow_redirects=False, timeout=60)
+    assert wrong.status_code == 422
+
+
+def test_disconnect_revokes_the_grant_and_keeps_history_and_mappings(stack, company_factory):
+    cid, _, _ = company_factory()
+    session = stack.browser_session("admin")
+    connect(stack, session, cid, "xero", xero_data.DEMO_TENANT_NAME)
+    assert map_accounts(stack, session, cid).status_code == 303
+    with session_scope(stack.engine) as db:
+        refresh = repo.read_tokens(repo.get_ledger_connection(db, cid), CIPHER).refresh_token
+    confirm = session.get(page_of(stack, f"/companies/{cid}/confirm/disconnect"), timeout=30)
+    assert "Yes, disconnect" in confirm.text
+    answer = session.post(page_of(stack, f"/companies/{cid}/disconnect"), allow_redirects=False, timeout=60)
+    assert answer.status_code == 303
+    row = connection(stack, cid)
+    assert row.status == "disconnected" and row.refresh_token_enc is None and row.access_token_enc is None
+    assert company(stack, cid).status == "disconnected"
+    assert registry_entry(stack, cid)["status"] == "disconnected"
+    with session_scope(stack.engine) as db:
+        assert len(repo.get_mappings(db, cid)) == 5
+        assert repo.list_activity(db, cid)[0].detail.startswith("Disconnected; the ledger's grant was revoked")
+    # Xero forgot the grant: its refresh token is dead
+    dead = requests.post(f"{stack.xero_url}/identity/connect/token", timeout=10,
+                         data={"grant_type": "refresh_token", "refresh_token": refresh},
+                         auth=(xero_data.DEFAULT_CLIENT_ID, xero_data.DEFAULT_CLIENT_SECRET))
+    assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
+    page = html.unescape(session.get(page_of(stack, f"/companies/{cid}?notice=disconnected"), timeout=30).text)
+    assert "Disconnected" in page and "Connect a ledger" in page and "Act on periods" not in page
+    # connecting again resumes syncing, with the mapping it kept
+    connect(stack, session, cid, "xero", xero_data.DEMO_TENANT_NAME)
+    assert company(stack, cid).status == "active" and connection(stack, cid).status == "connected"
