@@ -229,15 +229,16 @@ def facts_key(platform: str, tenant_id: str) -> str:
     return f"mamo_revenue.ledger_facts.{platform}.{tenant_id}"
 
 
-def ledger_facts(ledger, cache=None, *, ttl: timedelta | None = None, now: datetime | None = None) -> LedgerFacts:
-    """The ledger's chart of accounts and settings: from ``cache`` while younger than ``ttl``, else read
-    (two calls) and stored. A cache that fails is skipped, never an error."""
+def ledger_facts(ledger, cache=None, *, ttl: timedelta | None = None, now: datetime | None = None,
+                 refresh: bool = False) -> LedgerFacts:
+    """The ledger's chart of accounts and settings: from ``cache`` while younger than ``ttl`` (unless
+    ``refresh``), else read (two calls) and stored. A cache that fails is skipped, never an error."""
     from mamo_revenue.hooks.ledger import LedgerAccount, LedgerSettings
 
     ttl = LEDGER_FACTS_TTL if ttl is None else ttl
     now = now or datetime.now(UTC)
     key = facts_key(ledger.platform, getattr(ledger, "tenant_id", None) or "?") if cache is not None else None
-    if key is not None and ttl > timedelta(0):
+    if key is not None and ttl > timedelta(0) and not refresh:
         try:
             raw = cache.get(key)
             if raw:

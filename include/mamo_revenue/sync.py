@@ -261,7 +261,7 @@ def validate_step(company_id: str, built: dict, info: RunInfo, *, engine=None, l
         problems = validate_journal(journal, mapping=mapping, accounts=facts.accounts, settings=facts.settings,
                                     base_currency=company.base_currency)
         if problems and facts.cached:
-            facts = ledger_facts(ledger, facts_cache, ttl=timedelta(0))
+            facts = ledger_facts(ledger, facts_cache, refresh=True)
             problems = validate_journal(journal, mapping=mapping, accounts=facts.accounts,
                                         settings=facts.settings, base_currency=company.base_currency)
         raise_for_problems(journal, problems)

@@ -101,6 +101,10 @@ class Stack:
     def start(self) -> Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
+        # As the compose stack's airflow-init does: the task code preloaded where tasks are forked.
+        (self.home / "config").mkdir(exist_ok=True)
+        (self.home / "config" / "airflow_local_settings.py").write_text(
+            (ROOT / "docker" / "airflow_local_settings.py").read_text())
         self.api_port = free_port()
         self.ports = {"mamo": free_port(), "xero": free_port(), "zoho": free_port()}
         suffix = uuid.uuid4().hex[:8]

@@ -15,6 +15,7 @@ from helpers import (
     days_ago,
     map_accounts,
     page_of,
+    query_of,
     registry_entry,
     seed_charges,
     wait_for_record,
@@ -53,9 +54,9 @@ def test_sync_now_then_re_sync_a_period(stack, company_factory):
     answer = session.post(page_of(stack, f"/companies/{cid}/sync"), data={"period": period}, allow_redirects=False,
                           timeout=60)
     assert answer.status_code == 303, answer.text[:500]
-    run_id = answer.headers["Location"].split("run=")[1]
+    run_id = query_of(answer.headers["Location"])["run"]
     runs = {r["dag_run_id"]: r for r in stack.dag_runs(f"mamo_sync_{cid}")}
-    run = runs[requests.utils.unquote(run_id)]
+    run = runs[run_id]
     assert run["conf"] == {"period": period} and run["logical_date"] is None and run["run_type"] == "manual"
 
     record = wait_for_record(stack, cid, key)
@@ -115,7 +116,7 @@ def test_a_backfill_is_created_in_airflow_as_the_user(stack, company_factory):
     assert confirm.status_code == 200 and "Yes, backfill" in confirm.text
     answer = session.post(page_of(stack, f"/companies/{cid}/backfill"),
                           data={"from_date": days_ago(4), "to_date": days_ago(2)}, allow_redirects=False, timeout=60)
-    assert answer.status_code == 303, answer.text[:500]
+    assert answer.status_code == 303, html.unescape(answer.text).split('class="notice')[1][:600]
     backfills = stack.api_session("admin").get(f"{stack.url}/api/v2/backfills", params={"dag_id": f"mamo_sync_{cid}"},
                                                timeout=30).json()["backfills"]
     assert len(backfills) == 1 and backfills[0]["reprocess_behavior"] == "failed"

@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import sqlalchemy as sa
 
+from mamo_revenue.airflow_settings import load_settings
 from mamo_revenue.db.crypto import TokenCipher
 from mamo_revenue.db.session import engine_for_url, upgrade
 from mamo_sandboxes import xero_data, zoho_data
@@ -198,6 +199,8 @@ def start_stack(tmp: Path, pg_admin_url: str) -> Stack:
     env |= {f"AIRFLOW_CONN_{k}": json.dumps(v) for k, v in connections.items()}
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=(home / "migrate.log").open("wb"))
+    # The pools the DAGs use (one per external API), as make run creates them.
+    load_settings(ROOT / "airflow_settings.yaml", project_root=ROOT, airflow=[AIRFLOW], env=env, only=["pools"])
 
     stack = Stack(url, home, registry, engine, mamo, servers[0].url, xero, servers[1].url, zoho, servers[2].url)
     stack._servers = servers  # type: ignore[attr-defined]
