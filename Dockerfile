@@ -30,6 +30,9 @@ RUN sed '/^# tests and tools/,$d' requirements.txt > /tmp/requirements-runtime.t
 COPY --chown=airflow:0 pyproject.toml ./
 COPY --chown=airflow:0 include/ ./include/
 COPY --chown=airflow:0 sandboxes/ ./sandboxes/
+# What airflow-init puts in place: the pools (airflow_settings.yaml, `mamo-revenue settings load --only pools`)
+# and config/airflow_local_settings.py (the scheduler and workers preload the task code).
+COPY --chown=airflow:0 airflow_settings.yaml docker/airflow_local_settings.py ./
 RUN pip install --no-cache-dir --constraint requirements.lock . \
  && pip check \
  && AIRFLOW_HOME=/tmp/provider-check airflow providers get mamo-revenue \

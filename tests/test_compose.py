@@ -296,7 +296,9 @@ def test_sandboxes_run_the_projects_command_outside_airflows_entrypoint(services
     assert sandboxes["command"] == ["mamo-sandboxes", "--host", "0.0.0.0"]
     # The image's entrypoint would run `airflow mamo-sandboxes ...`.
     assert sandboxes["entrypoint"] == ["/usr/bin/dumb-init", "--"]
-    assert sandboxes["ports"] == ["8701:8701", "8702:8702"]
+    assert sandboxes["ports"] == ["8701:8701", "8702:8702", "8703:8703"]
+    for port in (8701, 8702, 8703):  # Mamo, Xero, Zoho Books
+        assert f"curl --fail http://localhost:{port}/_sandbox/health" in sandboxes["healthcheck"]["test"][1]
     assert "env_file" not in sandboxes and "environment" not in sandboxes, "the sandboxes need no secrets"
 
 
@@ -436,11 +438,13 @@ def test_example_ledger_connections_are_valid_json_for_real_and_sandbox_apis():
         if re.match(r"(# )?AIRFLOW_CONN_\w+='", line)
     ]
     conns = [(line.split("=", 1)[0], json.loads(parse_dotenv(line)[line.split("=", 1)[0]])) for line in lines]
-    assert [name for name, _ in conns] == ["AIRFLOW_CONN_MAMO_DEFAULT", "AIRFLOW_CONN_XERO_DEFAULT"] * 2
-    assert {conn["conn_type"] for _, conn in conns} == {"mamo", "xero"}
-    real, sandbox = conns[:2], conns[2:]
-    assert all(conn["host"].startswith("https://") for _, conn in real)
-    assert all(conn["host"].startswith("http://sandboxes:870") for _, conn in sandbox)
+    ledgers = ["AIRFLOW_CONN_MAMO_DEFAULT", "AIRFLOW_CONN_XERO_DEFAULT", "AIRFLOW_CONN_ZOHO_BOOKS_DEFAULT"]
+    assert [name for name, _ in conns] == ledgers * 2 + ["AIRFLOW_CONN_MAMO_ALERTS_SMTP", "AIRFLOW_CONN_MAMO_ALERTS_SLACK"]
+    assert {conn["conn_type"] for _, conn in conns} == {"mamo", "xero", "zoho_books", "smtp", "slackwebhook"}
+    real, sandbox = conns[:3], conns[3:6]
+    assert all((conn.get("host") or conn["extra"]["accounts_url"]).startswith("https://") for _, conn in real)
+    assert all(conn.get("host", "http://sandboxes:870").startswith("http://sandboxes:870") for _, conn in sandbox)
+    assert sandbox[2][1]["extra"]["accounts_url"].startswith("http://localhost:8703/")
     for _, conn in conns:
         if conn["conn_type"] == "xero":
             assert set(conn["extra"]) == {
@@ -493,3 +497,35 @@ def test_dockerfiles_runtime_requirements_cut_matches_requirements_txt():
 def test_build_context_leaves_out_secrets_and_local_state():
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert {".env", ".venv", ".git", "var/"} <= ignored
+
+
+# --- operations: pools, preloading, alert links (issue #5) ----------------------------------------------------
+
+
+def test_init_creates_the_pools_and_the_preload_settings(services):
+    script = services["airflow-init"]["command"][1]
+    assert "mamo-revenue settings load --only pools /opt/mamo/airflow_settings.yaml" in script
+    assert "cp -n /opt/mamo/airflow_local_settings.py /opt/airflow/config/airflow_local_settings.py" in script
+    # after the migration (`/entrypoint airflow version` runs it) and before ownership is handed over
+    assert script.index("/entrypoint airflow version") < script.index("settings load") < script.index("chown")
+
+
+def test_the_image_carries_the_settings_file_and_the_preload_module():
+    copies = [i for i in dockerfile_instructions() if i.startswith("COPY")]
+    assert any("airflow_settings.yaml" in c and "docker/airflow_local_settings.py" in c for c in copies)
+    preload = (REPO / "docker" / "airflow_local_settings.py").read_text()
+    assert "from mamo_revenue.preload import preload" in preload and "preload()" in preload
+
+
+def test_the_pools_loaded_by_init_are_the_ones_the_dags_use():
+    from mamo_revenue.airflow_settings import read_settings
+    from mamo_revenue.dag_factory import MAMO_POOL, ledger_pool
+    from mamo_revenue.hooks.registry import LEDGER_HOOKS
+
+    pools = {p.name for p in read_settings(REPO / "airflow_settings.yaml", project_root=REPO).pools}
+    assert {MAMO_POOL, *(ledger_pool(platform) for platform in LEDGER_HOOKS)} <= pools
+
+
+def test_alert_links_use_the_configurable_base_url(common, env_example):
+    assert common["environment"]["AIRFLOW__API__BASE_URL"] == "${AIRFLOW_BASE_URL:-http://localhost:8080}"
+    assert interpolate_all(common, env_example)["environment"]["AIRFLOW__API__BASE_URL"] == "http://localhost:8080"

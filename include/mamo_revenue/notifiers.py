@@ -205,6 +205,8 @@ def _company_name(company_id: str) -> str | None:
             from airflow.configuration import conf
 
             path = str(Path(conf.get("core", "dags_folder")) / "registry.json")
+        if not Path(path).is_file():
+            return None
         return next((c.get("name") for c in read_registry(Path(path)) if c["id"] == company_id), None)
     except Exception:
         return None

@@ -165,7 +165,8 @@ def _claim(engine, company_id: str, period: Period, run_id: str):
 def _closed_result(claim, company, period: Period) -> dict:
     record = claim.record
     status = str(claim.status.value)
-    log.info("Period %s of %s is already %s (journal %s in the ledger, reference %s): nothing to do.",
+    log.info("Period %s of %s is already %s (journal %s in the ledger, reference %s): skipped, nothing is "
+             "posted again.",
              period.label, company.id, status.replace("_", " "), record.ledger_journal_id or "—",
              record.reference)
     return {"state": "already_done", "status": status, "period": period.label,

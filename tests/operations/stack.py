@@ -99,6 +99,10 @@ class Stack:
     # --- start -------------------------------------------------------------------------------------------
 
     def start(self) -> Stack:
+        return self.prepare().launch()
+
+    def prepare(self) -> Stack:
+        """Databases, sandboxes, connected companies and the registry; no Airflow process yet."""
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
         # As the compose stack's airflow-init does: the task code preloaded where tasks are forked.
@@ -115,6 +119,10 @@ class Stack:
         self._start_sandboxes()
         with self.environment():
             self._set_up_companies()
+        return self
+
+    def launch(self) -> Stack:
+        """``airflow db migrate``, the pools, then the scheduler, dag-processor and api-server."""
         self.run("airflow", "db", "migrate", timeout=600)
         self.run("mamo-revenue", "settings", "load", "--only", "pools", str(ROOT / "airflow_settings.yaml"))
         for name, command in (("scheduler", ["airflow", "scheduler"]),

@@ -2,7 +2,7 @@
 as separate processes on real sockets, the Mamo, Xero and Zoho Books sandboxes, and a PostgreSQL
 product DB of its own.
 
-Airflow runs exactly as deployed: its own AIRFLOW_HOME (SQLite metadata DB, LocalExecutor), the
+Airflow runs as deployed: its own AIRFLOW_HOME, a PostgreSQL metadata DB, the LocalExecutor, the
 project's dags/ and plugins/ folders, the simple auth manager with fixed users (``admin``/``admin``,
 ``viewer``/``viewer``; passwords pre-written as ``make run`` does), connections as env vars pointing at
 the sandboxes, and the company registry in a temporary file.
@@ -146,8 +146,12 @@ def start_stack(tmp: Path, pg_admin_url: str) -> Stack:
     admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        # Airflow's metadata DB on PostgreSQL too: three Airflow processes and their tasks write at
+        # once, which SQLite answers with "database is locked" under load.
+        conn.execute(sa.text(f'CREATE DATABASE "{name}_airflow"'))
     admin.dispose()
     db = sa.make_url(pg_admin_url).set(database=name)
+    metadata_db = db.set(database=f"{name}_airflow").render_as_string(hide_password=False)
     engine = engine_for_url(db)
     upgrade(engine)
 
@@ -177,6 +181,7 @@ def start_stack(tmp: Path, pg_admin_url: str) -> Stack:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
@@ -236,6 +241,7 @@ def stop_stack(stack: Stack, pg_admin_url: str) -> None:
     admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}_airflow" WITH (FORCE)'))
     admin.dispose()
 
 
