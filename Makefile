@@ -33,6 +33,7 @@ bench: setup       ## the speed and memory benchmarks (figures in docs/benchmark
 	$(BIN)/python benchmarks/bench_engine.py --scenario both
 	$(BIN)/python benchmarks/bench_dag_parse.py
 	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/bench_backfill.py   # ~30 min: a 365-day backfill on a real scheduler
 
 lock:               ## re-resolve requirements.txt into requirements.lock
 	$(BIN)/uv pip compile requirements.txt -o requirements.lock --python-version 3.11

@@ -19,6 +19,15 @@ Idempotence, at two levels:
   short-circuits it, the log says "already posted", the run succeeds. The command reports, from the
   sync records, how many periods of the range are already closed before it starts.
 
+Catch-up and backfill, side by side: a company DAG catches up on its own (``catchup=True``, one
+period at a time) while its next scheduled period is in the past. If that period falls inside the
+range, Airflow 3.3's scheduler and the new backfill could create a run for the same date at the
+same instant, and the scheduler dies on the duplicate (apache/airflow#59120). So the command pauses
+such a DAG while Airflow creates the backfill's runs (``CATCH_UP_SETTLE`` seconds for the scheduler's
+current loop to end, then the backfill, then unpause): the scheduler's catch-up then finds those
+dates taken and moves on. A DAG that is paused on purpose stays paused (its runs wait; the command
+says so).
+
 Connection to Airflow: ``--api-url`` (or ``MAMO_REVENUE_AIRFLOW_URL``, default
 ``http://127.0.0.1:8080``) and either ``--token`` (``MAMO_REVENUE_AIRFLOW_TOKEN``) or a user and
 password (``MAMO_REVENUE_AIRFLOW_USER`` / ``MAMO_REVENUE_AIRFLOW_PASSWORD``; the embedded install's
@@ -28,6 +37,7 @@ password (``MAMO_REVENUE_AIRFLOW_USER`` / ``MAMO_REVENUE_AIRFLOW_PASSWORD``; the
 from __future__ import annotations
 
 import os
+import time as clock
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
@@ -42,6 +52,8 @@ REPROCESS = ("none", "failed", "completed")
 #: tenant lock briefly, so a few at a time keep the ledger under its concurrency limit and the
 #: periods roughly in order (a refund is recognised by the first run that sees it).
 DEFAULT_MAX_ACTIVE_RUNS = 4
+#: Seconds for the scheduler's current loop to finish after a DAG is paused (its loop takes about 1 s).
+CATCH_UP_SETTLE = 3.0
 
 
 class BackfillError(MamoRevenueError):
@@ -106,6 +118,15 @@ class AirflowApi:
             raise BackfillError(f"Airflow at {self.base_url} did not answer {method} {path} "
                                 f"({type(exc).__name__})") from None
 
+    def dag(self, dag_id: str) -> dict | None:
+        answer = self.call("GET", f"/dags/{dag_id}")
+        return answer.json() if answer.status_code == 200 else None
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        answer = self.call("PATCH", f"/dags/{dag_id}", params={"update_mask": "is_paused"}, json={"is_paused": paused})
+        if answer.status_code != 200:
+            raise BackfillError(f"could not {'pause' if paused else 'unpause'} {dag_id} (HTTP {answer.status_code})")
+
     def backfill(self, dag_id: str, span: Window, *, reprocess: str, max_active_runs: int,
                  dry_run: bool = False) -> requests.Response:
         body = {"dag_id": dag_id, "from_date": span.from_date.isoformat(), "to_date": span.to_date.isoformat(),
@@ -152,7 +173,21 @@ def backfill_company(api: AirflowApi, company, first: date, last: date, *, repro
                        f"(use --reprocess-behavior failed to re-run failed ones){already}")
     if dry_run:
         return Outcome(company.id, dag_id, True, f"would create {runs} run(s){already}", runs=runs)
-    answer = api.backfill(dag_id, span, reprocess=reprocess, max_active_runs=max_active_runs)
+    dag = api.dag(dag_id) or {}
+    paused_on_purpose = bool(dag.get("is_paused"))
+    next_run = dag.get("next_dagrun_logical_date")
+    catching_up = not paused_on_purpose and next_run is not None and \
+        datetime.fromisoformat(next_run.replace("Z", "+00:00")) <= span.to_date
+    if catching_up:  # keep the scheduler's catch-up from creating the same dates at the same instant
+        api.set_paused(dag_id, True)
+        clock.sleep(CATCH_UP_SETTLE)
+    try:
+        answer = api.backfill(dag_id, span, reprocess=reprocess, max_active_runs=max_active_runs)
+    finally:
+        if catching_up:
+            api.set_paused(dag_id, False)
+    if paused_on_purpose:
+        already += f"; {dag_id} is paused: its runs start when you unpause it"
     if answer.status_code == 409:
         return Outcome(company.id, dag_id, False, f"a backfill is already running for {dag_id}: wait for it, or "
                        "cancel it in the UI (Browse > Backfills)")

@@ -271,9 +271,6 @@ def cmd_history(args) -> int:
 def cmd_backfill(args) -> int:
     from mamo_revenue import backfill
 
-    if not args.all and not args.company:
-        raise backfill.BackfillError("name the companies (--company ID, repeatable) or pass --all",
-                                     guidance="See `mamo-revenue backfill --help`.")
     engine = _engine()
     api = backfill.AirflowApi(args.api_url, token=args.token, username=args.username,
                               password=os.environ.get("MAMO_REVENUE_AIRFLOW_PASSWORD"))
@@ -356,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                     "--username and MAMO_REVENUE_AIRFLOW_PASSWORD (default admin/admin, the embedded install).")
     backfill.add_argument("--from", dest="date_from", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
     backfill.add_argument("--to", dest="date_to", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
-    which = backfill.add_mutually_exclusive_group()
+    which = backfill.add_mutually_exclusive_group(required=True)
     which.add_argument("--company", action="append", metavar="ID", help="a company id; repeat for several")
     which.add_argument("--all", action="store_true", help="every active company")
     backfill.add_argument("--reprocess-behavior", choices=REPROCESS, default="none",

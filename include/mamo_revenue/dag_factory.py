@@ -1,8 +1,14 @@
 """One DAG per company, built from its registry entry.
 
-Parse time is sacred: this module imports only ``airflow.sdk`` and the standard library, reads one
+Parse time is sacred: this module imports only ``airflow.sdk``, the standard library and two light
+modules of the package (``ledger_limits``' retry policy, ``notifiers``' failure callback), reads one
 local JSON file (``dags/registry.json``, written by ``mamo_revenue.registry``), and makes no
 network or database call. Everything heavy is imported inside the task bodies.
+
+Operations (issue #5): ``extract`` runs in the ``mamo_api`` pool and ``post`` in its ledger's
+(``xero_api``, ``zoho_books_api``); a failed task alerts by email and webhook (``notifiers``); a
+ledger's daily cap reschedules the task until the limit resets instead of failing it
+(``ledger_limits``); the per-tenant posting lock is taken inside ``sync.post_step`` itself.
 
 Each company's DAG runs four tasks, one per step of the pipeline, so the UI shows where a period
 stopped: ``extract`` (resolve the period, page Mamo, land snapshots, derive events) → ``build``

@@ -103,8 +103,12 @@ def check_deadlines(engine=None, *, window_start: datetime, window_end: datetime
 
 def check_task(**context) -> list[str]:
     """The ``mamo_deadlines`` task: the window is this run's interval, reaching back to the last success."""
-    end = context.get("data_interval_end") or context["dag_run"].run_after
-    start = context.get("prev_data_interval_end_success") or context.get("data_interval_start") \
+    def plain(value):  # the context hands some values over as lazy proxies
+        value = getattr(value, "__wrapped__", value)
+        return None if value is None else datetime.fromisoformat(value.isoformat())
+
+    end = plain(context.get("data_interval_end")) or plain(context["dag_run"].run_after)
+    start = plain(context.get("prev_data_interval_end_success")) or plain(context.get("data_interval_start")) \
         or end - timedelta(minutes=15)
     start = max(start, end - MAX_LOOKBACK)
     overdue = check_deadlines(window_start=start, window_end=end, grace=grace_from_variable())

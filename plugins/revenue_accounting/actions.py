@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Form, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from mamo_revenue import errors
 from mamo_revenue.dag_factory import dag_id_for
@@ -125,6 +126,10 @@ def check_mamo_key(api_key: str, problems: list[str]) -> str | None:
 @router.post("/companies", name="add_company")
 async def add_company(request: Request, _: Editor):
     form = dict(await request.form())
+    return await run_in_threadpool(_add_company, request, form)
+
+
+def _add_company(request: Request, form: dict):
     problems: list[str] = []
     settings = read_settings(form, problems, new=True)
     company_id = (form.get("company_id") or "").strip() or slug(settings.get("name") or "")
@@ -157,6 +162,10 @@ async def add_company(request: Request, _: Editor):
 @router.post("/companies/{company_id}/settings", name="save_settings")
 async def save_settings(request: Request, company_id: str, _: Editor):
     form = dict(await request.form())
+    return await run_in_threadpool(_save_settings, request, company_id, form)
+
+
+def _save_settings(request: Request, company_id: str, form: dict):
     problems: list[str] = []
     settings = read_settings(form, problems, new=False)
     api_key = (form.pop("mamo_api_key", None) or "").strip()
@@ -223,6 +232,10 @@ def _unpause(request: Request, company_id: str, *, wait: bool = False) -> None:
 @router.post("/companies/{company_id}/mapping", name="save_mapping")
 async def save_mapping(request: Request, company_id: str, _: Editor):
     form = dict(await request.form())
+    return await run_in_threadpool(_save_mapping, request, company_id, form)
+
+
+def _save_mapping(request: Request, company_id: str, form: dict):
     chosen = {k[len("map_"):]: str(v) for k, v in form.items() if k.startswith("map_")}
     company, accounts, problem = chart_of_accounts(company_id)
     if problem is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from mamo_revenue import connect, errors
@@ -35,9 +35,7 @@ def callback_url(request: Request) -> str:
 
 
 @router.post("/companies/{company_id}/connect", name="start_connect")
-async def start_connect(request: Request, company_id: str, _: Editor):
-    form = await request.form()
-    platform = str(form.get("platform") or "")
+def start_connect(request: Request, company_id: str, _: Editor, platform: str = Form("")):
     if platform not in LEDGERS:
         raise HTTPException(422, "Choose Xero or Zoho Books.")
     product = engine()
@@ -110,26 +108,23 @@ def oauth_callback(request: Request):
 
 
 @router.post("/oauth/choose", name="oauth_choose")
-async def oauth_choose(request: Request, _: Editor):
-    form = await request.form()
+def oauth_choose(request: Request, _: Editor, choice: str = Form(""), organisation: str = Form("")):
     product = engine()
     user = request.state.ra_user
     with session_scope(product) as session:
-        parked = oauth_states.take_parked_grant(session, str(form.get("choice") or ""), user=user.get_name(),
-                                                cipher=cipher())
+        parked = oauth_states.take_parked_grant(session, choice, user=user.get_name(), cipher=cipher())
     if parked is None:
         return page(request, "message.html", status_code=400, level="error",
                     title="This choice is not valid any more",
                     text="The organisation was already chosen, or the choice is older than 15 minutes.",
                     guidance="Start the connection again from the company's page.")
     consent = connect.Consent.from_dict(parked.grant)
-    wanted = str(form.get("organisation") or "")
-    organisation = next((o for o in consent.organisations if o["id"] == wanted), None)
-    if organisation is None:
+    chosen = next((o for o in consent.organisations if o["id"] == organisation), None)
+    if chosen is None:
         return _problem(request, parked.company_id, parked.platform, "No organisation was chosen.",
                         "Start the connection again and pick one of the organisations.", 400)
     pending = connect.PendingConsent(parked.company_id, parked.platform, "", "", "", None, parked.redirect_uri)
-    return _finish(request, product, pending, consent, organisation)
+    return _finish(request, product, pending, consent, chosen)
 
 
 def _finish(request: Request, product, pending, consent, organisation) -> RedirectResponse:

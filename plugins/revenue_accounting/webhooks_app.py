@@ -12,8 +12,10 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from mamo_revenue import webhooks
+from mamo_revenue.db import repository as repo
 from mamo_revenue.db.company_secrets import webhook_secret
 from mamo_revenue.db.models import COMPANY_ID_PATTERN
 from mamo_revenue.db.session import session_scope
@@ -27,33 +29,36 @@ def create_webhook_app() -> FastAPI:
 
     @app.post("/{company_id}")
     async def receive(company_id: str, request: Request):
-        from .context import cipher, engine
-
         body = await request.body()
         if len(body) > MAX_BODY:
             return JSONResponse({"detail": "body too large"}, 413)
-        secret = None
-        product = engine()
-        if COMPANY_ID_PATTERN.match(company_id):
-            with session_scope(product, read_only=True) as session:
-                from mamo_revenue.db import repository as repo
-
-                company = repo.get_company(session, company_id)
-                if company is not None:
-                    secret = webhook_secret(company, cipher())
-        if not webhooks.authorised(request.headers.get("authorization"), secret):
-            log.warning("Mamo webhook refused for %s: wrong or missing Authorization", company_id[:40])
-            return JSONResponse({"detail": "unauthorised"}, 401)
-        try:
-            event = webhooks.parse_delivery(body)
-        except webhooks.BadDelivery as exc:
-            return JSONResponse({"detail": str(exc)}, 400)
-        if event is webhooks.PING:
-            return {"ping": "pong"}
-        with session_scope(product) as session:
-            new = webhooks.record(session, company_id, event)
-        log.info("Mamo webhook for %s: %s of charge %s (%s)", company_id, event.event_type, event.charge_id,
-                 "recorded" if new else "duplicate delivery, already recorded")
-        return {"received": True, "duplicate": not new}
+        return await run_in_threadpool(_receive, company_id, request.headers.get("authorization"), body)
 
     return app
+
+
+def _receive(company_id: str, authorization: str | None, body: bytes):
+    """The delivery, off the event loop (the product DB is blocking)."""
+    from .context import cipher, engine
+
+    secret = None
+    product = engine()
+    if COMPANY_ID_PATTERN.match(company_id):
+        with session_scope(product, read_only=True) as session:
+            company = repo.get_company(session, company_id)
+            if company is not None:
+                secret = webhook_secret(company, cipher())
+    if not webhooks.authorised(authorization, secret):
+        log.warning("Mamo webhook refused for %s: wrong or missing Authorization", company_id[:40])
+        return JSONResponse({"detail": "unauthorised"}, 401)
+    try:
+        event = webhooks.parse_delivery(body)
+    except webhooks.BadDelivery as exc:
+        return JSONResponse({"detail": str(exc)}, 400)
+    if event is webhooks.PING:
+        return {"ping": "pong"}
+    with session_scope(product) as session:
+        new = webhooks.record(session, company_id, event)
+    log.info("Mamo webhook for %s: %s of charge %s (%s)", company_id, event.event_type, event.charge_id,
+             "recorded" if new else "duplicate delivery, already recorded")
+    return {"received": True, "duplicate": not new}

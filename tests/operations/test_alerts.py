@@ -213,3 +213,21 @@ def test_deadline_grace_is_a_variable(monkeypatch):
     assert grace_from_variable() == DEFAULT_GRACE
     monkeypatch.setenv("AIRFLOW_VAR_MAMO_REVENUE_POST_DEADLINE_HOURS", "2.5")
     assert grace_from_variable() == timedelta(hours=2.5)
+
+
+@pytest.mark.airflow
+def test_the_deadline_dag_alerts_a_missed_period(airflow_metadata, world, acme, receivers, monkeypatch):
+    """`mamo_deadlines` as Airflow runs it: its 15-minute interval, the grace Variable, the product DB."""
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_MAMO_REVENUE_POST_DEADLINE_HOURS", "6")
+    dags = Path(__file__).resolve().parents[2] / "dags" / "mamo_deadlines.py"
+    dag = DagBag(dag_folder=str(dags)).dags["mamo_deadlines"]
+    # the interval [02:00, 02:15) UTC holds the deadline of Dubai's 2026-11-22 (it closed at 20:00 UTC)
+    dag_run = dag.test(logical_date=datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    assert str(dag_run.state) == "success"
+    receivers.wait(mails=1, posts=1)
+    assert [m.subject for m in receivers.smtp.mails] == ["[Mamo revenue] Not posted yet: acme, period 2026-11-22"]
+    assert "no run has synced it" in receivers.smtp.mails[0].body
