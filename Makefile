@@ -6,9 +6,16 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 
 export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
-.PHONY: setup run demo test lint lock bench clean
+.PHONY: setup run demo test lint lock bench clean browser
+
+#: The browser tests drive Debian's chromium (Playwright never downloads one); root installs it directly.
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: $(STAMP)
+
+browser:            ## Debian's chromium for the browser tests (tests/ui/test_browser.py), if missing
+	test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +30,7 @@ run: setup          ## Airflow standalone + sandboxes + a demo company, on SQLit
 demo: setup         ## one period, headless: post it and print the journal
 	$(BIN)/mamo-revenue demo
 
-test: setup         ## the whole suite, on PostgreSQL 127.0.0.1:5432
+test: setup browser ## the whole suite, on PostgreSQL 127.0.0.1:5432
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -45,7 +45,7 @@ CONNECTION_LABELS = {
     "needs_reconnect": "Needs reconnecting",
     "disconnected": "Disconnected",
 }
-COMPANY_LABELS = {"active": "Active", "paused": "Paused", "disconnected": "Disconnected"}
+COMPANY_LABELS = {"active": "Active", "paused": "Paused", "disconnected": "Stopped (disconnected)"}
 CATEGORY_LABELS = {
     "clearing": "Accounts receivable / Mamo clearing",
     "sales": "Sales",

@@ -225,8 +225,9 @@ def test_the_deadline_dag_alerts_a_missed_period(airflow_metadata, world, acme, 
     monkeypatch.setenv("AIRFLOW_VAR_MAMO_REVENUE_POST_DEADLINE_HOURS", "6")
     dags = Path(__file__).resolve().parents[2] / "dags" / "mamo_deadlines.py"
     dag = DagBag(dag_folder=str(dags)).dags["mamo_deadlines"]
-    # the interval [02:00, 02:15) UTC holds the deadline of Dubai's 2026-11-22 (it closed at 20:00 UTC)
-    dag_run = dag.test(logical_date=datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    # dag.test() gives the interval that ends at the logical date (AIRFLOW3.md §9): [02:00, 02:15) UTC holds
+    # the deadline of Dubai's 2026-11-22, which closed at 20:00 UTC, plus 6 h
+    dag_run = dag.test(logical_date=datetime(2026, 11, 23, 2, 15, tzinfo=UTC))
     assert str(dag_run.state) == "success"
     receivers.wait(mails=1, posts=1)
     assert [m.subject for m in receivers.smtp.mails] == ["[Mamo revenue] Not posted yet: acme, period 2026-11-22"]

@@ -50,19 +50,29 @@ def list_activity(session: Session, company_id: str, limit: int = 20) -> list[Co
     )
 
 
+#: Statuses that are an outcome of a run (what the page's notification reports).
+OUTCOMES = ("posted", "nothing_to_post", "failed")
+
+
 def latest_sync_records(session: Session) -> dict[str, SyncRecord]:
-    """Each company's most recently changed sync record (its latest outcome), by company id."""
-    newest = (
-        sa.select(SyncRecord.company_id, sa.func.max(SyncRecord.updated_at).label("at"))
-        .group_by(SyncRecord.company_id)
-        .subquery()
-    )
-    rows = session.scalars(
-        sa.select(SyncRecord)
-        .join(newest, sa.and_(SyncRecord.company_id == newest.c.company_id, SyncRecord.updated_at == newest.c.at))
-        .order_by(SyncRecord.company_id, SyncRecord.id.desc())
-    )
-    latest: dict[str, SyncRecord] = {}
-    for record in rows:
-        latest.setdefault(record.company_id, record)
-    return latest
+    """Each company's latest outcome: its most recently changed record that is posted, nothing to post
+    or failed; a company with none yet gets its most recently changed record (running or pending)."""
+    def newest(where) -> dict[str, SyncRecord]:
+        last = (
+            sa.select(SyncRecord.company_id, sa.func.max(SyncRecord.updated_at).label("at"))
+            .where(where)
+            .group_by(SyncRecord.company_id)
+            .subquery()
+        )
+        rows = session.scalars(
+            sa.select(SyncRecord)
+            .join(last, sa.and_(SyncRecord.company_id == last.c.company_id, SyncRecord.updated_at == last.c.at))
+            .where(where)
+            .order_by(SyncRecord.company_id, SyncRecord.id.desc())
+        )
+        found: dict[str, SyncRecord] = {}
+        for record in rows:
+            found.setdefault(record.company_id, record)
+        return found
+
+    return newest(sa.true()) | newest(SyncRecord.status.in_(OUTCOMES))
