@@ -23,16 +23,18 @@ from ui_stack import CIPHER
 
 from mamo_revenue.db import repository as repo
 from mamo_revenue.db.session import session_scope
-from mamo_sandboxes import xero_data
+from mamo_sandboxes import xero_data, zoho_data
 
 
-def ready_company(stack, company_factory, *, first_days_ago: int = 3, charges_days_ago: int = 1):
-    """A company connected to the Xero sandbox's demo organisation and mapped (so active)."""
+def ready_company(stack, company_factory, *, first_days_ago: int = 1, charges_days_ago: int = 1,
+                  platform: str = "xero"):
+    """A company connected to the sandbox ledger's demo organisation and mapped (so active)."""
     cid, _, tag = company_factory(first_period=date.fromisoformat(days_ago(first_days_ago)))
     seed_charges(stack, tag, days_ago(charges_days_ago))
     session = stack.browser_session("admin")
-    connect(stack, session, cid, "xero", xero_data.DEMO_TENANT_NAME)
-    assert map_accounts(stack, session, cid).status_code == 303
+    organisation = xero_data.DEMO_TENANT_NAME if platform == "xero" else zoho_data.DEMO_ORGANIZATION_NAME
+    connect(stack, session, cid, platform, organisation)
+    assert map_accounts(stack, session, cid, platform, organisation).status_code == 303
     stack.wait_for_dag(f"mamo_sync_{cid}", unpaused=True)
     return cid
 
@@ -149,3 +151,22 @@ def test_disconnect_revokes_the_grant_and_keeps_history_and_mappings(stack, comp
     # connecting again resumes syncing, with the mapping it kept
     connect(stack, session, cid, "xero", xero_data.DEMO_TENANT_NAME)
     assert company(stack, cid).status == "active" and connection(stack, cid).status == "connected"
+
+
+def test_sync_and_re_sync_a_zoho_books_company(stack, company_factory):
+    """Zoho Books voids by a reversing journal (``<reference>-VOID``), then posts the period again."""
+    cid = ready_company(stack, company_factory, platform="zoho_books")
+    period, session = days_ago(1), stack.browser_session("admin")
+    key = period.replace("-", "")
+    assert session.post(page_of(stack, f"/companies/{cid}/sync"), data={"period": period},
+                        allow_redirects=False, timeout=60).status_code == 303
+    first = wait_for_record(stack, cid, key)
+    assert first.ledger_url.startswith(stack.zoho_url)
+    assert session.post(page_of(stack, f"/companies/{cid}/resync"), data={"period": period},
+                        allow_redirects=False, timeout=60).status_code == 303
+    again = wait_for_record(stack, cid, key)
+    assert again.ledger_journal_id != first.ledger_journal_id
+    listed = requests.get(f"{stack.zoho_url}/_sandbox/organisations/{zoho_data.DEMO_ORGANIZATION_ID}/journals",
+                          timeout=10).json()["journals"]
+    references = sorted(j["reference_number"] for j in listed if j["reference_number"].startswith(first.reference))
+    assert references == [first.reference, first.reference, f"{first.reference}-VOID"]
