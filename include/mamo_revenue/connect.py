@@ -71,6 +71,8 @@ class _Connector:
 
     pkce = False
     platform = ""
+    #: Whether withdrawing one grant disconnects the organisation from the app for every grant (Xero).
+    revoke_cuts_organisation = False
 
     def params(self, company, conn_id: str | None = None, redirect_uri: str | None = None):
         from airflow.sdk import BaseHook
@@ -100,6 +102,7 @@ class _Connector:
 class _XeroConnector(_Connector):
     pkce = True
     platform = "xero"
+    revoke_cuts_organisation = True
 
     def authorization_url(self, params, state, challenge, *, first_connect):
         from mamo_revenue.hooks.xero import authorization_url
@@ -119,9 +122,15 @@ class _XeroConnector(_Connector):
                         access_expires_at=exchanged["access_expires_at"], tenant_id=organisation_id)
 
     def revoke(self, params, tokens):
-        from mamo_revenue.hooks.xero import revoke
+        """Remove the organisation's connection to the app (``DELETE /connections/{id}``). Not the token
+        revocation: that would also drop every other organisation the same consent reached, which other
+        companies may post to; the refresh token is erased here and dies unused at Xero."""
+        from mamo_revenue.hooks.xero import disconnect, list_tenants, refresh_tokens
 
-        revoke(params, tokens.refresh_token)  # the whole consent, and its connections, go
+        fresh = refresh_tokens(params, tokens.refresh_token)
+        for connection in list_tenants(params, fresh["access_token"]):
+            if connection.get("tenantId") == tokens.tenant_id:
+                disconnect(params, fresh["access_token"], connection["id"])
 
 
 class _ZohoBooksConnector(_Connector):
@@ -258,10 +267,15 @@ def disconnect(engine, company_id: str) -> tuple[bool, str | None]:
         row = repo.get_ledger_connection(session, company_id)
         tokens = repo.read_tokens(row, cipher) if row is not None and row.refresh_token_enc else None
         platform = row.platform if row is not None else company.ledger_platform
+        sharing = _sharing_the_organisation(session, row) if row is not None else []
     revoked, problem = tokens is None, None
-    if tokens is not None:
+    connector = _connector(company, platform)
+    if tokens is not None and sharing and connector.revoke_cuts_organisation:
+        # Xero keeps one connection per app and organisation: revoking would cut the others off too.
+        problem = (f"not revoked at the ledger: company {', '.join(sharing)} posts to the same organisation "
+                   "through this app; remove the app in the ledger once no company uses it")
+    elif tokens is not None:
         try:
-            connector = _connector(company, platform)
             connector.revoke(connector.params(company), tokens)
             revoked = True
         except Exception as exc:  # the ledger is down or already forgot the grant: disconnect anyway
@@ -271,6 +285,17 @@ def disconnect(engine, company_id: str) -> tuple[bool, str | None]:
             repo.erase_ledger_grant(session, company_id, reason="disconnected on the Revenue accounting page")
         repo.set_company_status(session, company_id, "disconnected")
     return revoked, problem
+
+
+def _sharing_the_organisation(session, row) -> list[str]:
+    """Other companies connected to the same organisation of the same ledger."""
+    import sqlalchemy as sa
+
+    from mamo_revenue.db.models import LedgerConnection
+
+    return list(session.scalars(sa.select(LedgerConnection.company_id).where(
+        LedgerConnection.platform == row.platform, LedgerConnection.tenant_id == row.tenant_id,
+        LedgerConnection.company_id != row.company_id, LedgerConnection.status == "connected")))
 
 
 def choose_tenant(organisations: list[dict], name: str | None) -> dict:

@@ -252,8 +252,9 @@ def _save_mapping(request: Request, company_id: str, form: dict):
         repo.record_activity(session, company_id, user=_user(request), action="mapped", detail=f"Mapping: {summary}")
         company = load(session, company_id)
         connection = repo.get_ledger_connection(session, company_id)
+        # The first mapping (of a new company, or after another organisation was connected) ends the setup.
         start = (first_mapping and company.status == "paused" and connection is not None
-                 and connection.status == "connected" and not repo.list_sync_records(session, company_id, limit=1))
+                 and connection.status == "connected")
         if start:
             repo.set_company_status(session, company_id, "active")
             repo.record_activity(session, company_id, user=_user(request), action="settings",
@@ -402,11 +403,11 @@ def disconnect(request: Request, company_id: str, _: Editor):
     revoked, problem = revoke_and_disconnect(product, company_id)
     with session_scope(product) as session:
         detail = "Disconnected; the ledger's grant was revoked" if revoked else \
-            f"Disconnected; the ledger did not confirm the revocation ({problem})"
+            f"Disconnected here; the ledger's access was not withdrawn: {problem}"
         repo.record_activity(session, company_id, user=_user(request), action="disconnected", detail=detail)
     export_registry(product)
     try:
         _api(request).set_paused(dag_id_for(company_id), True)
     except AirflowApiError as exc:
         log.warning("Revenue accounting: could not pause DAG of %s: %s", company_id, exc.message)
-    return back_to(request, f"/companies/{company_id}", "disconnected")
+    return back_to(request, f"/companies/{company_id}", "disconnected" if revoked else "disconnected_here")

@@ -13,13 +13,12 @@ from urllib.parse import quote
 from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_view
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import actions, oauth, pages
 from .context import page
-from .security import PREFIX, airflow_root
+from .security import PREFIX
 
 
 def remember_user(request: Request, user: GetUserDep) -> None:
@@ -35,7 +34,7 @@ def create_app() -> FastAPI:
         title="Revenue accounting",
         description="Mamo revenue accounting: companies, ledger connections, mappings, sync history and actions.",
         dependencies=[Depends(requires_access_view(AccessView.PLUGINS)), Depends(remember_user)],
-        docs_url=None, redoc_url=None,
+        docs_url=None, redoc_url=None, openapi_url=None,  # no route without a login, not even the schema
     )
     app.include_router(pages.router)
     app.include_router(oauth.router)
@@ -60,5 +59,3 @@ def create_app() -> FastAPI:
 
     return app
 
-
-__all__ = ["HTTPException", "airflow_root", "create_app"]

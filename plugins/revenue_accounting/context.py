@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from mamo_revenue.dag_factory import dag_id_for
 from mamo_revenue.money import format_minor
 
-from .security import PREFIX, WEBHOOK_PREFIX, airflow_root, may_edit, may_run
+from .security import PREFIX, airflow_root, may_edit, may_run
 
 log = logging.getLogger("mamo_revenue.ui")
 #: The page's entry in Airflow's UI (``external_views`` ``url_route``): ``/plugin/<UI_ROUTE>``.
@@ -70,6 +70,9 @@ NOTICES = {
     "resync": "Re-sync requested: the journal was voided in the ledger and the period runs again.",
     "disconnected": "Disconnected: the ledger's access was revoked and no more periods are synced. "
                     "History and mappings are kept.",
+    "disconnected_here": "Disconnected: no more periods are synced and the stored access was erased, but "
+                         "the ledger's own access was not withdrawn (the activity below says why). History "
+                         "and mappings are kept.",
 }
 
 
@@ -280,9 +283,3 @@ def vat_policy(rate) -> str:
         return "No sales VAT"
     return f"VAT-inclusive prices, {(rate * 100).normalize():f}% VAT"
 
-
-def today_in(tz: str) -> date:
-    return datetime.now(UTC).astimezone(ZoneInfo(tz)).date()
-
-
-__all__ = ["PREFIX", "WEBHOOK_PREFIX"]

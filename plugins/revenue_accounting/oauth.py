@@ -130,6 +130,9 @@ def oauth_choose(request: Request, _: Editor, choice: str = Form(""), organisati
 def _finish(request: Request, product, pending, consent, organisation) -> RedirectResponse:
     user = request.state.ra_user
     ledger = LEDGERS.get(pending.platform, pending.platform)
+    with session_scope(product, read_only=True) as session:
+        before = repo.get_ledger_connection(session, pending.company_id)
+        before = (before.platform, before.tenant_id) if before is not None else None
     try:
         name = connect.store(product, pending, consent, organisation)
     except errors.MamoRevenueError as exc:
@@ -137,6 +140,15 @@ def _finish(request: Request, product, pending, consent, organisation) -> Redire
         return _problem(request, pending.company_id, pending.platform, exc.args[0], exc.guidance, 502)
     with session_scope(product) as session:
         company = load(session, pending.company_id)
+        moved = before is not None and before != (pending.platform, organisation["id"])
+        if moved and repo.get_mappings(session, company.id):
+            # The mapping names accounts of the other organisation's chart: map again before syncing.
+            repo.set_mappings(session, company.id, {}, replace=True)
+            if company.status == "active":
+                repo.set_company_status(session, company.id, "paused")
+            repo.record_activity(session, company.id, user=user.get_name(), action="settings",
+                                 detail="Another organisation was connected: the mapping was cleared and syncing "
+                                        "paused until the accounts are mapped again")
         resumed = False
         if company.status == "disconnected":  # reconnected: sync again if it is mapped, else after mapping
             resumed = bool(repo.get_mappings(session, company.id))

@@ -25,7 +25,6 @@ from .context import (
     engine,
     notification_for,
     page,
-    today_in,
     vat_policy,
 )
 from .security import AIRFLOW_URL_ENV, WEBHOOK_PREFIX, Editor, Runner, airflow_root
@@ -224,5 +223,3 @@ def _zones() -> list[str]:
 
     return sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
 
-
-__all__ = ["router", "today_in"]

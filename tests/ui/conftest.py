@@ -34,8 +34,9 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def company_factory(stack):
-    """``company_factory(connected=..., mapped=..., status=...)``: a company of its own (a fresh id and
-    Mamo business), straight into the product DB; returns (company id, Mamo api key, business tag)."""
+    """``company_factory(status=..., first_period=...)``: a company of its own (a fresh id and Mamo
+    business with its own key), straight into the product DB, not connected; returns (company id, Mamo
+    API key, business tag)."""
 
     def make(*, status: str = "paused", first_period: date | None = None) -> tuple[str, str, str]:
         company_id = "c" + uuid.uuid4().hex[:10]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -21,6 +22,16 @@ XERO_TENANTS = {xero_data.DEMO_TENANT_NAME: xero_data.DEMO_TENANT_ID,
 ZOHO_ORGS = {zoho_data.DEMO_ORGANIZATION_NAME: zoho_data.DEMO_ORGANIZATION_ID,
              zoho_data.SECOND_ORGANIZATION_NAME: zoho_data.SECOND_ORGANIZATION_ID}
 CODES = {"clearing": "1215", "sales": "4000", "refunds": "4010", "fees": "6110", "vat_payable": "2200"}
+
+
+def new_xero_organisation(stack: Stack, name: str) -> str:
+    """An organisation of its own in the Xero sandbox (the UAE chart), so a test can disconnect it
+    without cutting off other tests' companies; returns its tenant id."""
+    tenant_id = str(uuid.uuid4())
+    stack.xero.add_organisation({"tenant_id": tenant_id, "name": name, "legal_name": name, "base_currency": "AED",
+                                 "country_code": "AE", "timezone": "ARABIANSTANDARDTIME"})
+    XERO_TENANTS[name] = tenant_id
+    return tenant_id
 
 
 def today() -> datetime:

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import days_ago, seed_charges, wait_for_record
+from helpers import days_ago, new_xero_organisation, seed_charges, wait_for_record
 
 CHROMIUM = os.environ.get("MAMO_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -61,6 +61,8 @@ def test_a_finance_user_adds_connects_maps_syncs_and_disconnects_a_company(stack
     period = days_ago(1)
     seed_charges(stack, tag, period, count=9)
     name = f"Zeta Trading {uuid.uuid4().hex[:4].upper()}"
+    organisation = f"{name} FZE"  # its own Xero organisation: disconnecting it cuts off no other test's company
+    new_xero_organisation(stack, organisation)
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     steps = Steps(page, "flow")
@@ -96,7 +98,7 @@ def test_a_finance_user_adds_connects_maps_syncs_and_disconnects_a_company(stack
     page.get_by_role("button", name="Allow access").click()
     page.get_by_role("heading", name=re.compile("Which Xero organisation")).wait_for()
     steps.shot("choose-organisation")
-    page.get_by_label("Acme Trading LLC").check()
+    page.get_by_label(organisation).check()
     page.get_by_role("button", name="Connect this organisation").click()
     page.wait_for_url(re.compile(rf".*/plugin/revenue-accounting/revenue-accounting/companies/{company_id}.*"))
     frame = page.frame_locator(FRAME)

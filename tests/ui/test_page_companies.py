@@ -291,3 +291,43 @@ def test_the_overview_and_its_json_list_every_company(stack, company_factory):
     entry = next(c for c in listed["companies"] if c["id"] == cid)
     assert entry["connection"] == "Not connected" and entry["status"] == "paused"
     assert requests.get(page_of(stack, "/api/companies"), timeout=30).status_code == 401
+
+
+def test_no_key_token_or_secret_reaches_a_page_the_json_or_the_log(stack, company_factory):
+    cid, key, _ = company_factory()
+    session = stack.browser_session("admin")
+    connect(stack, session, cid, "xero", xero_data.DEMO_TENANT_NAME)
+    map_accounts(stack, session, cid)
+    secret = "whsec-" + uuid.uuid4().hex
+    session.post(page_of(stack, f"/companies/{cid}/webhook-secret"), data={"secret": secret}, timeout=30)
+    with session_scope(stack.engine) as db:
+        tokens = repo.read_tokens(repo.get_ledger_connection(db, cid), CIPHER)
+    secrets = {"mamo key": key, "access token": tokens.access_token, "refresh token": tokens.refresh_token,
+               "webhook secret": secret}
+    answers = {path: session.get(page_of(stack, path), timeout=60).text for path in (
+        "/", f"/companies/{cid}", f"/companies/{cid}/settings", f"/companies/{cid}/mapping",
+        f"/companies/{cid}/connect", f"/companies/{cid}/confirm/disconnect", "/api/companies",
+        f"/api/companies/{cid}/history", f"/api/companies/{cid}/accounts")}
+    log = stack.log("api-server") + stack.log("scheduler") + stack.log("dag-processor")
+    for what, value in secrets.items():
+        assert value and len(value) > 10
+        for path, body in answers.items():
+            assert value not in body, f"the {what} is in {path}"
+        assert value not in log, f"the {what} is in Airflow's log"
+
+
+def test_connecting_another_organisation_asks_for_the_mapping_again(stack, connected):
+    session = stack.browser_session("admin")
+    assert map_accounts(stack, session, connected).status_code == 303
+    assert company(stack, connected).status == "active"
+    connect(stack, session, connected, "xero", xero_data.SECOND_TENANT_NAME)
+    assert connection(stack, connected).tenant_id == xero_data.SECOND_TENANT_ID
+    with session_scope(stack.engine) as db:
+        assert repo.get_mappings(db, connected) == {}
+    assert company(stack, connected).status == "paused"
+    assert map_accounts(stack, session, connected, "xero", xero_data.SECOND_TENANT_NAME).status_code == 303
+    assert company(stack, connected).status == "active"
+    # reconnecting the same organisation keeps the mapping
+    connect(stack, session, connected, "xero", xero_data.SECOND_TENANT_NAME)
+    with session_scope(stack.engine) as db:
+        assert len(repo.get_mappings(db, connected)) == 5

@@ -13,13 +13,13 @@ from helpers import (
     connection,
     days_ago,
     map_accounts,
+    new_xero_organisation,
     page_of,
     query_of,
     registry_entry,
     seed_charges,
     wait_for_record,
 )
-from ui_stack import CIPHER
 
 from mamo_revenue.db import repository as repo
 from mamo_revenue.db.session import session_scope
@@ -123,34 +123,48 @@ def test_a_backfill_is_created_in_airflow_as_the_user(stack, company_factory):
     assert wrong.status_code == 422
 
 
-def test_disconnect_revokes_the_grant_and_keeps_history_and_mappings(stack, company_factory):
+def test_disconnect_withdraws_the_access_and_keeps_history_and_mappings(stack, company_factory):
     cid, _, _ = company_factory()
+    organisation = f"Disconnect Test {cid}"
+    tenant = new_xero_organisation(stack, organisation)
     session = stack.browser_session("admin")
-    connect(stack, session, cid, "xero", xero_data.DEMO_TENANT_NAME)
-    assert map_accounts(stack, session, cid).status_code == 303
-    with session_scope(stack.engine) as db:
-        refresh = repo.read_tokens(repo.get_ledger_connection(db, cid), CIPHER).refresh_token
+    connect(stack, session, cid, "xero", organisation)
+    assert map_accounts(stack, session, cid, "xero", organisation).status_code == 303
+    assert any(c.tenant_id == tenant for c in stack.xero.identity.connections.values())
     confirm = session.get(page_of(stack, f"/companies/{cid}/confirm/disconnect"), timeout=30)
     assert "Yes, disconnect" in confirm.text
     answer = session.post(page_of(stack, f"/companies/{cid}/disconnect"), allow_redirects=False, timeout=60)
-    assert answer.status_code == 303
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("notice=disconnected")
     row = connection(stack, cid)
     assert row.status == "disconnected" and row.refresh_token_enc is None and row.access_token_enc is None
     assert company(stack, cid).status == "disconnected"
     assert registry_entry(stack, cid)["status"] == "disconnected"
+    # Xero: the organisation's connection to the app is gone
+    assert not any(c.tenant_id == tenant for c in stack.xero.identity.connections.values())
     with session_scope(stack.engine) as db:
         assert len(repo.get_mappings(db, cid)) == 5
         assert repo.list_activity(db, cid)[0].detail.startswith("Disconnected; the ledger's grant was revoked")
-    # Xero forgot the grant: its refresh token is dead
-    dead = requests.post(f"{stack.xero_url}/identity/connect/token", timeout=10,
-                         data={"grant_type": "refresh_token", "refresh_token": refresh},
-                         auth=(xero_data.DEFAULT_CLIENT_ID, xero_data.DEFAULT_CLIENT_SECRET))
-    assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
-    page = html.unescape(session.get(page_of(stack, f"/companies/{cid}?notice=disconnected"), timeout=30).text)
+    page = html.unescape(session.get(page_of(stack, f"/companies/{cid}"), timeout=30).text)
     assert "Disconnected" in page and "Connect a ledger" in page and "Act on periods" not in page
     # connecting again resumes syncing, with the mapping it kept
-    connect(stack, session, cid, "xero", xero_data.DEMO_TENANT_NAME)
+    connect(stack, session, cid, "xero", organisation)
     assert company(stack, cid).status == "active" and connection(stack, cid).status == "connected"
+
+
+def test_disconnecting_one_of_two_companies_on_one_xero_organisation_keeps_the_other_connected(
+        stack, company_factory):
+    first, second = company_factory()[0], company_factory()[0]
+    organisation = f"Shared Test {first}"
+    new_xero_organisation(stack, organisation)
+    session = stack.browser_session("admin")
+    for cid in (first, second):
+        connect(stack, session, cid, "xero", organisation)
+    answer = session.post(page_of(stack, f"/companies/{first}/disconnect"), allow_redirects=False, timeout=60)
+    assert answer.headers["Location"].endswith("notice=disconnected_here")
+    with session_scope(stack.engine) as db:
+        assert f"company {second} posts to the same organisation" in repo.list_activity(db, first)[0].detail
+    accounts = stack.api_session("admin").get(page_of(stack, f"/api/companies/{second}/accounts"), timeout=60)
+    assert accounts.status_code == 200 and connection(stack, second).status == "connected"
 
 
 def test_sync_and_re_sync_a_zoho_books_company(stack, company_factory):

@@ -103,7 +103,7 @@ class Stack:
     def wait_for_dag(self, dag_id: str, timeout: float = 120, *, unpaused: bool = False) -> dict:
         deadline = time.monotonic() + timeout
         while True:
-            answer = self.api_session("admin").get(f"{self.url}/api/v2/dags/{dag_id}", timeout=10)
+            answer = self.api_session("admin").get(f"{self.url}/api/v2/dags/{dag_id}", timeout=30)
             if answer.status_code == 200 and not (unpaused and answer.json()["is_paused"]):
                 return answer.json()
             if time.monotonic() > deadline:
@@ -111,7 +111,7 @@ class Stack:
             time.sleep(1)
 
     def dag_runs(self, dag_id: str) -> list[dict]:
-        answer = self.api_session("admin").get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns", timeout=10)
+        answer = self.api_session("admin").get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns", timeout=30)
         answer.raise_for_status()
         return answer.json()["dag_runs"]
 
@@ -122,11 +122,13 @@ class Stack:
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
         for process in self.processes.values():
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
 
 def start_stack(tmp: Path, pg_admin_url: str) -> Stack:
