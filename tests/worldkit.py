@@ -89,7 +89,7 @@ def world(product_db, pg_url, monkeypatch):
         monkeypatch.setenv(f"AIRFLOW_CONN_{name}", json.dumps(value))
     with session_scope(product_db) as session:  # every test starts from an empty product DB
         for table in ("sync_records", "revenue_events", "charge_snapshots", "gl_mappings",
-                      "ledger_connections", "companies"):
+                      "ledger_connections", "mamo_webhook_events", "companies"):
             session.execute(sa.text(f"DELETE FROM {table}"))
     yield World(product_db, mamo_state, mamo_url, xero_state, xero_url)
     for server in servers:

@@ -184,6 +184,60 @@ def charge_state_frame(snapshots: pd.DataFrame, recorded: pd.DataFrame) -> pd.Da
     return frame
 
 
+#: Refund announcements (Mamo webhooks): when Mamo first announced each (charge, cumulative refund).
+ANNOUNCEMENT_COLUMNS = ("charge_id", "cumulative_refund_minor", "received_at")
+
+
+def refunds_as_of(charges: pd.DataFrame, announcements: pd.DataFrame, cutoff) -> pd.DataFrame:
+    """``charges`` with each refund Mamo announced at or after ``cutoff`` held back.
+
+    A run for period P reads every charge as Mamo shows it *now*, which is after P ended: polling
+    alone would put a refund made at 01:00 the next day (or, in a backfill, months later) into P.
+    A webhook says when a refund happened. For a charge with an announcement received at or after
+    ``cutoff`` (P's end, UTC) whose cumulative the charge already shows, the cumulative refund this
+    run may record is capped at the largest one announced before ``cutoff`` (never below what is
+    already recorded): the later refund waits for the run of its own period, so it is dated when it
+    happened and still recorded exactly once. Charges without announcements keep polling's rule
+    (the run that first sees a refund records it). ``announcements`` has ``ANNOUNCEMENT_COLUMNS``,
+    ``received_at`` timezone-aware; returns ``charges`` itself when nothing is held back, else a copy.
+    """
+    if len(charges) == 0 or len(announcements) == 0:
+        return charges
+    received = pd.to_datetime(announcements["received_at"], utc=True)
+    cutoff = pd.Timestamp(cutoff)
+    cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
+    cumulative = announcements["cumulative_refund_minor"].astype("int64").to_numpy()
+    ids = announcements["charge_id"].to_numpy(dtype=object)
+    late = (received >= cutoff).to_numpy()
+    if not late.any():
+        return charges
+    first_late = pd.Series(cumulative[late]).groupby(ids[late]).min()
+    last_early = pd.Series(cumulative[~late]).groupby(ids[~late]).max()
+    index = pd.Index(charges["charge_id"].to_numpy(dtype=object), dtype=object)
+    late_min = first_late.reindex(index).to_numpy(dtype="float64")  # NaN: no late announcement
+    early_max = last_early.reindex(index).fillna(0).to_numpy(dtype="int64")
+    refund = charges["refund_minor"].to_numpy(dtype="int64")
+    held = ~np.isnan(late_min) & (refund >= np.nan_to_num(late_min, nan=np.inf))
+    if not held.any():
+        return charges
+    recorded = charges["refund_recorded_minor"].to_numpy(dtype="int64")
+    capped = np.minimum(refund, np.maximum(recorded, early_max))
+    out = charges.copy()
+    out["refund_minor"] = np.where(held, capped, refund)
+    return out
+
+
+def announcements_frame(announced: Mapping[tuple[str, int], Any]) -> pd.DataFrame:
+    """``{(charge id, cumulative refund minor): first received}`` → an ``ANNOUNCEMENT_COLUMNS`` frame."""
+    rows = [(charge_id, int(cumulative), when) for (charge_id, cumulative), when in announced.items()]
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
+    return pd.DataFrame({
+        "charge_id": pd.array(columns[0], dtype=object),
+        "cumulative_refund_minor": np.asarray(columns[1], dtype="int64"),
+        "received_at": pd.to_datetime(list(columns[2]), utc=True),
+    })
+
+
 def event_key(kind: str, charge_id: str, cumulative_refund_minor: int | None = None) -> str:
     """The append-only store's key: ``sale:<id>``, ``fee:<id>``, ``fee_vat:<id>``,
     ``refund:<id>:<cumulative minor units>``."""

@@ -179,7 +179,7 @@ def extract_step(company_id: str, info: RunInfo, *, engine=None, now: datetime |
     """Claim the period, page Mamo, land snapshots, derive and record the period's new events."""
     from mamo_revenue.db import repository as repo
     from mamo_revenue.db.session import session_scope
-    from mamo_revenue.events import derive_events
+    from mamo_revenue.events import announcements_frame, derive_events, refunds_as_of
 
     engine = engine or product_engine()
     now = now or datetime.now(UTC)
@@ -202,6 +202,10 @@ def extract_step(company_id: str, info: RunInfo, *, engine=None, now: datetime |
         charge_states = repo.load_charge_state_frame(engine, company_id, created_from)
         with session_scope(engine) as session:
             closed = repo.closed_period_keys(session, company_id)
+            announced = announcements_frame(repo.refund_announcements(session, company_id))
+        # a refund Mamo announced (webhook) after the period ended waits for its own period's run
+        period_end = period.local_end.replace(tzinfo=ZoneInfo(company.timezone))
+        charge_states = refunds_as_of(charge_states, announced, period_end)
         new_events = derive_events(charge_states, period=period, base_currency=company.base_currency,
                                    closed_periods=closed, company=company_id)
         with session_scope(engine) as session:

@@ -523,3 +523,51 @@ def test_events_come_out_the_same_in_runs_of_any_size(monkeypatch):
     assert sorted(event_keys(in_runs)) == sorted(event_keys(whole))
     refunds = in_runs["kind"] == "refund"
     assert refunds.to_numpy()[-int(refunds.sum()) :].all()  # refunds come last
+
+
+# --- refunds dated by Mamo's webhooks (refunds_as_of) -------------------------------------------------------
+
+END = pd.Timestamp("2026-11-20 20:00", tz="UTC")  # 2026-11-21 00:00 in Dubai: the end of P
+
+
+def announced(*rows) -> pd.DataFrame:
+    """(charge id, cumulative refund minor, minutes after P's end; negative = before)."""
+    return events_module.announcements_frame(
+        {(cid, cumulative): (END + pd.Timedelta(minutes=minutes)).to_pydatetime() for cid, cumulative, minutes in rows})
+
+
+def refunds_of(frame: pd.DataFrame) -> dict[str, int]:
+    return dict(zip(frame["charge_id"], frame["refund_minor"].astype(int), strict=True))
+
+
+def test_a_refund_announced_after_the_period_is_held_back_until_its_own_run():
+    states = state([charge("c1", refund=2100), charge("c2", refund=500)])
+    seen = events_module.refunds_as_of(states, announced(("c1", 2100, 30)), END)
+    assert refunds_of(seen) == {"c1": 0, "c2": 500}, "c2 has no announcement: polling's rule"
+    assert table(derive_events(seen, period=P, base_currency="AED", closed_periods=set(), company="acme")
+                 .query("kind == 'refund'")) == {("refund:c2:500", 500)}
+    assert refunds_of(states) == {"c1": 2100, "c2": 500}, "the input frame is not changed"
+    # the next period's run, with the same announcement, records it once
+    later = events_module.refunds_as_of(states, announced(("c1", 2100, 30)), END + pd.Timedelta(days=1))
+    assert refunds_of(later)["c1"] == 2100
+
+
+def test_partial_refunds_keep_the_part_announced_before_the_end():
+    states = state([charge("c1", refund=3000)])
+    seen = events_module.refunds_as_of(states, announced(("c1", 1000, -60), ("c1", 3000, 90)), END)
+    assert refunds_of(seen) == {"c1": 1000}
+
+
+def test_never_below_what_is_recorded_and_never_above_what_mamo_shows():
+    recorded = record(events_frame(["refund"], ["c1"], [BEFORE.key], [1500], [1500]))
+    states = state([charge("c1", refund=3000)], recorded)
+    assert refunds_of(events_module.refunds_as_of(states, announced(("c1", 3000, 5)), END)) == {"c1": 1500}
+    # Mamo's list does not show the later refund yet: nothing to hold back
+    stale = state([charge("c1", refund=1500)], recorded)
+    assert events_module.refunds_as_of(stale, announced(("c1", 3000, 5)), END) is stale
+
+
+def test_announcements_all_before_the_end_change_nothing():
+    states = state([charge("c1", refund=2100)])
+    assert events_module.refunds_as_of(states, announced(("c1", 2100, -1)), END) is states
+    assert events_module.refunds_as_of(states, events_module.announcements_frame({}), END) is states

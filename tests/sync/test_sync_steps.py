@@ -160,3 +160,50 @@ def test_a_period_without_activity_posts_nothing_and_succeeds(world, acme):
     assert result["state"] == "nothing_to_post"
     assert world.sync_record(acme, "20261122").status == "nothing_to_post"
     assert world.journals() == []
+
+
+def test_a_refund_mamo_announced_after_the_period_waits_for_its_own_period(world, acme):
+    """Polling sees the refund when 21 November is synced, but the webhook says it happened on the 22nd
+    (Dubai time): it is recorded, and posted, in 2026-11-22, exactly once."""
+    from datetime import UTC, datetime
+
+    from mamo_revenue import webhooks
+    from mamo_revenue.db.session import session_scope
+
+    world.add_charges(golden_charges(1))
+    run_period(acme, "2026-11-20", "run-1")
+    c1 = next(c for c in golden_charges(2) if c["id"].endswith("C1000000001"))
+    world.patch_charge(c1["id"], {"status": c1["status"], "refund_amount": c1["refund_amount"],
+                                  "refund_status": c1["refund_status"]})
+    delivery = json.dumps({**c1, "event_type": "charge.refunded"}).encode()
+    with session_scope(world.engine) as session:  # 2026-11-22 00:30 in Dubai
+        assert webhooks.record(session, acme, webhooks.parse_delivery(delivery),
+                               now=datetime(2026, 11, 21, 20, 30, tzinfo=UTC))
+
+    assert run_period(acme, "2026-11-21", "run-2")["state"] == "posted"
+    [day2] = posted_journals(world, "MAMO-acme-20261121")
+    assert MAPPING["refunds"] not in {code for code, _ in journal_lines(day2)}, "the refund is not the 21st's"
+
+    assert run_period(acme, "2026-11-22", "run-3")["state"] == "posted"
+    [day3] = posted_journals(world, "MAMO-acme-20261122")
+    assert sorted(journal_lines(day3)) == sorted([
+        (MAPPING["refunds"], "20.00"), (MAPPING["vat_payable"], "1.00"), (MAPPING["clearing"], "-21.00")])
+
+
+def test_a_refund_announced_within_the_period_is_recorded_by_its_run(world, acme):
+    from datetime import UTC, datetime
+
+    from mamo_revenue import webhooks
+    from mamo_revenue.db.session import session_scope
+
+    world.add_charges(golden_charges(1))
+    run_period(acme, "2026-11-20", "run-1")
+    c1 = next(c for c in golden_charges(2) if c["id"].endswith("C1000000001"))
+    world.patch_charge(c1["id"], {"status": c1["status"], "refund_amount": c1["refund_amount"],
+                                  "refund_status": c1["refund_status"]})
+    delivery = json.dumps({**c1, "event_type": "payment.refunded"}).encode()
+    with session_scope(world.engine) as session:  # 2026-11-21 13:00 in Dubai
+        webhooks.record(session, acme, webhooks.parse_delivery(delivery), now=datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
+    run_period(acme, "2026-11-21", "run-2")
+    [day2] = posted_journals(world, "MAMO-acme-20261121")
+    assert (MAPPING["refunds"], "20.00") in journal_lines(day2)

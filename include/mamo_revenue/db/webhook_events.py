@@ -14,8 +14,11 @@ from sqlalchemy.orm import Session
 
 from mamo_revenue.db.models import MamoWebhookEvent, utcnow
 
-#: Event types whose announcement dates a refund (``payment.*`` is read as ``charge.*``).
-REFUND_EVENT_TYPES = frozenset({"charge.refund_initiated", "charge.refunded"})
+#: Event types whose announcement dates a refund, as Mamo sends them (the ``payment.*`` family
+#: mirrors ``charge.*``, MAMO_API.md §11).
+REFUND_EVENT_TYPES = frozenset(
+    f"{family}.{event}" for family in ("charge", "payment") for event in ("refund_initiated", "refunded")
+)
 
 
 def record_webhook_event(
