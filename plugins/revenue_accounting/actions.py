@@ -1,4 +1,5 @@
-"""The page's POST routes: add a company, settings, mapping, webhook secret, and the period actions.
+"""The page's POST routes: add a company, settings, mapping, webhook secret and registration, and the
+period actions.
 
 Every route here needs the editor (or runner) dependency: a viewer gets 403 before anything runs.
 Each change is written to the company's activity log and, when it affects the DAG, exported to the
@@ -8,6 +9,7 @@ registry the DAG file reads.
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -15,12 +17,19 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mamo_revenue import errors
 from mamo_revenue.dag_factory import dag_id_for
 from mamo_revenue.db import repository as repo
-from mamo_revenue.db.company_secrets import set_mamo_api_key, set_webhook_secret
+from mamo_revenue.db.company_secrets import (
+    WEBHOOK_SECRET_MAX,
+    mamo_hook_for,
+    set_mamo_api_key,
+    set_webhook_secret,
+    webhook_secret,
+)
 from mamo_revenue.db.models import validate_company_id
 from mamo_revenue.db.session import session_scope
 from mamo_revenue.periods import Period
@@ -28,7 +37,7 @@ from mamo_revenue.periods import Period
 from .airflow_api import AirflowApi, AirflowApiError
 from .context import back_to, cipher, engine, export_registry, log, page
 from .mapping import validate as validate_mapping
-from .pages import _zones, chart_of_accounts, load, mapping_form
+from .pages import _zones, chart_of_accounts, load, mapping_form, webhook_url
 from .security import Editor, Runner, airflow_api_base, user_token
 
 router = APIRouter()
@@ -276,6 +285,90 @@ def save_webhook_secret(request: Request, company_id: str, _: Editor, secret: st
         repo.record_activity(session, company_id, user=_user(request), action="webhook_secret",
                              detail="Webhook secret " + ("set" if secret else "removed"))
     return back_to(request, f"/companies/{company_id}", "secret")
+
+
+#: What the page registers: Mamo's charge and refund events (the charge.* family only: subscribing to the
+#: payment.* mirror as well would deliver each event twice, MAMO_API.md §11).
+WEBHOOK_EVENTS = ["charge.succeeded", "charge.failed", "charge.refund_initiated", "charge.refunded",
+                  "charge.refund_failed"]  # fmt: skip
+UNREACHABLE_GUIDANCE = (
+    "Mamo's servers could not reach {url}. The Airflow api-server must be reachable from the internet at that "
+    "address: set MAMO_REVENUE_AIRFLOW_URL to its public address (https://…), restart the api-server, and "
+    "register again."
+)
+
+
+def new_webhook_secret() -> str:
+    """A random ``auth_header``: 43 URL-safe characters (256 bits), within Mamo's 50."""
+    secret = secrets.token_urlsafe(32)
+    assert len(secret) <= WEBHOOK_SECRET_MAX
+    return secret
+
+
+@router.post("/companies/{company_id}/webhook-register", name="register_webhook")
+def register_webhook(request: Request, company_id: str, _: Editor):
+    """Register the company's receiver with Mamo, with the company's own key, replacing an earlier one.
+
+    The secret (``auth_header``) is made here when the company has none and stored before Mamo is
+    called, since Mamo pings the receiver, which checks it, before it accepts the webhook.
+    """
+    product = engine()
+    with session_scope(product) as session:
+        company = load(session, company_id)
+        secret = webhook_secret(company, cipher())
+        made = secret is None
+        if made:
+            secret = new_webhook_secret()
+            set_webhook_secret(session, company_id, secret, cipher())
+        previous = company.mamo_webhook_id
+        session.expunge(company)
+    url = webhook_url(request, company_id)
+    hook = mamo_hook_for(company, cipher=cipher(), max_attempts=2, backoff_initial=0.5, backoff_max=2.0,
+                         retry_after_max=5.0)  # fmt: skip
+    try:
+        created = hook.register_webhook(url, WEBHOOK_EVENTS, secret)
+        webhook_id = str(created["id"])
+        # One webhook per receiver: the earlier registration (and any other of the same URL) goes.
+        stale = {w.get("id") for w in hook.list_webhooks() if w.get("url") == url} | {previous}
+        for old in sorted(str(i) for i in stale - {None, webhook_id}):
+            try:
+                hook.delete_webhook(old)
+            except errors.MamoApiError as exc:
+                if getattr(exc, "status_code", None) != 404:
+                    raise
+    except errors.MamoRevenueError as exc:
+        return _register_failed(request, company_id, url, exc, made)
+    with session_scope(product) as session:
+        load(session, company_id).mamo_webhook_id = webhook_id
+        replaced = sorted(str(i) for i in stale - {None, webhook_id})
+        repo.record_activity(
+            session, company_id, user=_user(request), action="webhook_registered",
+            detail=f"Registered with Mamo as webhook {webhook_id}: {url}, events {', '.join(WEBHOOK_EVENTS)}"
+                   + ("; a new webhook secret was generated" if made else "; the saved webhook secret is its auth_header")
+                   + (f"; replaced {', '.join(replaced)}" if replaced else ""),
+        )  # fmt: skip
+    log.info("Revenue accounting: Mamo webhook %s registered for %s", webhook_id, company_id)
+    return back_to(request, f"/companies/{company_id}", "webhook_registered", webhook=webhook_id)
+
+
+def _register_failed(request: Request, company_id: str, url: str, exc: errors.MamoRevenueError, made: bool):
+    message = exc.args[0] if exc.args else type(exc).__name__
+    if "Webhook is unreachable" in message:
+        guidance = UNREACHABLE_GUIDANCE.format(url=url)
+    elif isinstance(exc, errors.MamoAuthError):
+        guidance = ("Mamo refused the company's API key: paste a current key from the Mamo dashboard's developer "
+                    "page in Sync settings, then register again.")
+    else:
+        guidance = exc.guidance
+    log.warning("Revenue accounting: Mamo webhook registration failed for %s: %s", company_id, message)
+    with session_scope(engine()) as session:
+        repo.record_activity(session, company_id, user=_user(request), action="webhook_register_failed",
+                             detail=f"Mamo did not register the webhook for {url}: {message}"
+                                    + ("; a new webhook secret was saved for the next try" if made else ""))
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"detail": message, "guidance": guidance, "webhook_url": url}, 502)
+    return page(request, "message.html", status_code=502, level="error", title="Mamo did not register the webhook",
+                text=message, guidance=guidance, company_id=company_id)
 
 
 # --- period actions -------------------------------------------------------------------------------

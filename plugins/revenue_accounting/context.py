@@ -64,7 +64,10 @@ NOTICES = {
     "connected": "Ledger connected.",
     "mapped": "Account mapping saved.",
     "settings": "Sync settings saved; the company's DAG follows within a few seconds.",
-    "secret": "Webhook secret saved.",
+    "secret": "Webhook secret saved. If a webhook is registered with Mamo, register it again so that Mamo "
+              "sends the new secret.",
+    "webhook_registered": "Webhook registered with Mamo: Mamo now announces this company's charges and refunds "
+                          "to its receiver.",
     "sync": "Sync requested: the run appears in the history once it starts.",
     "backfill": "Backfill created: Airflow runs the periods one after the other.",
     "resync": "Re-sync requested: the journal was voided in the ledger and the period runs again.",

@@ -1,10 +1,12 @@
 """A local stand-in for Mamo's Business API (``/manage_api/v1``), written from MAMO_API.md.
 
-``create_app(state)`` serves ``GET /me``, ``GET /charges`` (and ``/payments``), ``GET /charges/{id}``
-and ``POST /charges/{id}/refunds`` with Mamo's bodies and quirks. Every unknown of MAMO_API.md §12 is
+``create_app(state)`` serves ``GET /me``, ``GET /charges`` (and ``/payments``), ``GET /charges/{id}``,
+``POST /charges/{id}/refunds`` and ``/webhooks`` (register, list, update, delete; events delivered
+from a background thread) with Mamo's bodies and quirks. Every unknown of MAMO_API.md §12 is
 a field of ``MamoSettings`` with the documented default, so tests can run a client under each
 alternative. ``/_sandbox/...`` is the admin API for tests and the demo (not part of Mamo's API):
-businesses, explicit or seeded charges, refunds, settings, the clock and request counters.
+businesses, explicit or seeded charges, refunds, settings, the clock, request counters and the
+webhook delivery attempts.
 
 Run ``python -m mamo_sandboxes.mamo --port 8701 --seed 1 --count 1000`` for a seeded demo business.
 """
@@ -21,6 +23,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from .common import Clock
 from .mamo_data import DUBAI
@@ -52,7 +55,10 @@ def create_app(state: MamoSandbox | None = None) -> FastAPI:
     async def mamo_api(path: str, request: Request) -> Response:
         body = await request.body() if request.method != "GET" else b""
         headers = {k.lower(): v for k, v in request.headers.items()}
-        return reply(sandbox.handle(request.method, path, dict(request.query_params), headers, body))
+        args = (request.method, path, dict(request.query_params), headers, body)
+        if path.strip("/").startswith("webhooks"):  # a registration pings its URL: not on the event loop
+            return reply(await run_in_threadpool(sandbox.handle, *args))
+        return reply(sandbox.handle(*args))
 
     # --- admin API (not Mamo's) -------------------------------------------------------------
 
@@ -159,6 +165,16 @@ def create_app(state: MamoSandbox | None = None) -> FastAPI:
     async def refund_charge(tag: str, charge_id: str, request: Request) -> Response:
         body = await body_of(request)
         return admin(200, sandbox.refund(tag, charge_id, body.get("amount")))
+
+    @app.get(ADMIN_PREFIX + "/businesses/{tag}/webhooks")
+    async def list_webhooks(tag: str) -> Response:
+        return admin(200, sandbox.webhook_list(tag))
+
+    @app.get(ADMIN_PREFIX + "/webhook-deliveries")
+    async def webhook_deliveries(wait: float = 0) -> Response:
+        """Every delivery attempt, oldest first; ``wait`` (seconds): first wait until none is queued."""
+        idle = await run_in_threadpool(sandbox.deliverer.wait_idle, min(max(wait, 0), 60)) if wait else None
+        return admin(200, {"idle": idle, "attempts": sandbox.deliverer.attempts()})
 
     @app.get(ADMIN_PREFIX + "/clock")
     async def get_clock() -> Response:

@@ -69,7 +69,13 @@ class MamoSettings(BaseModel):
     # 24: server faults: none, or every Nth API request answered with the next status of fault_statuses
     fault_every: int | None = Field(None, ge=1)
     fault_statuses: list[int] = Field(default_factory=lambda: [500, 502, 503])
-    # 25, 26: webhook retries and order: no webhook delivery in this sandbox yet
+    # 25, 26: webhook deliveries: one attempt each, in order, at once; or each sent N times, held back
+    # some seconds (what is queued meanwhile is one batch), the batch shuffled, every Nth attempt dropped
+    webhook_repeat: int = Field(1, ge=1)
+    webhook_delay_seconds: float = Field(0.0, ge=0)
+    webhook_reorder: bool = False
+    webhook_drop_every: int | None = Field(None, ge=1)
+    webhook_timeout_seconds: float = Field(10.0, gt=0)  # the registration ping and each delivery
     # 27: /payments served as an alias of /charges
     serve_payments: bool = True
     # 28: refunds[] and max_refund_amount on the charge

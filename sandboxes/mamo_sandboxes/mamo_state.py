@@ -1,7 +1,9 @@
-"""The Mamo sandbox's state and behaviour, without HTTP: businesses, charges, settings, the clock.
+"""The Mamo sandbox's state and behaviour, without HTTP: businesses, charges, webhooks, settings, the clock.
 
 ``MamoSandbox.handle`` answers one request to ``/manage_api/v1`` exactly as the HTTP app serves it;
-the other public methods are the admin operations (the ``/_sandbox`` API calls them).
+the other public methods are the admin operations (the ``/_sandbox`` API calls them). A charge that
+changes through the sandbox (a refund, an admin add or patch) queues a webhook event for each
+registered webhook of its business that enabled it; ``mamo_webhooks.Deliverer`` sends them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .mamo_data import (
     REFUND_INITIATED,
     REFUNDED,
     STATUS_CODE,
+    STATUSES,
     ChargeColumns,
     ChargeTable,
     ZoneClock,
@@ -44,6 +47,7 @@ from .mamo_data import (
 )
 from .mamo_render import Business, Renderer
 from .mamo_settings import MamoSettings
+from .mamo_webhooks import Deliverer, Delivery, Webhook, new_webhook_id, ping, validate
 
 RESOURCES = ("charges", "payments")
 
@@ -77,6 +81,9 @@ UNAUTHORIZED = json_bytes({"messages": ["Unauthorized"], "error_code": "UNAUTHOR
 CHARGE_NOT_FOUND = json_bytes({"messages": ["Charge record was not found"], "error_code": "RECORD_NOT_FOUND"})
 PATH_NOT_FOUND = json_bytes({"messages": ["Not Found"], "error_code": "NOT_FOUND"})
 PAGE_NOT_FOUND = json_bytes({"messages": ["Page not found"], "error_code": "NOT_FOUND"})
+WEBHOOK_NOT_FOUND = json_bytes({"messages": ["Merchant::Webhook record was not found"],
+                                "error_code": "RECORD_NOT_FOUND"})  # fmt: skip
+UNREACHABLE = json_bytes({"messages": ["Webhook is unreachable"], "error_code": "UNPROCESSABLE ENTITY"})
 TOO_MANY = json_bytes({"messages": ["Too many requests"], "error_code": "TOO_MANY_REQUESTS"})
 CANNOT_REFUND = json_bytes({"messages": ["Can not refund this payment"], "error_code": "UNPROCESSABLE ENTITY"})
 FAULT_BODIES = {
@@ -101,7 +108,25 @@ class MamoSandbox:
     def __init__(self, *, clock: Clock | None = None, settings: MamoSettings | None = None):
         self.clock = clock or Clock()
         self.lock = threading.RLock()
+        self._deliverer: Deliverer | None = None
         self._fresh(settings)
+
+    # A saved sandbox (``pickle``) keeps its webhooks but not the delivery thread, its queue or its
+    # attempts: a loaded one starts a new thread on its first delivery.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_deliverer"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def deliverer(self) -> Deliverer:
+        with self.lock:
+            if self._deliverer is None:
+                self._deliverer = Deliverer(lambda: self.settings)
+            return self._deliverer
 
     def _fresh(self, settings: MamoSettings | None = None) -> None:
         self.settings = settings or MamoSettings()
@@ -115,6 +140,7 @@ class MamoSandbox:
         self._due_at: dict[tuple[str, int], float] = {}
         self._renderers: dict[str, tuple[object, Renderer]] = {}
         self._pages_served: Counter[str] = Counter()
+        self.webhooks: dict[str, dict[str, Webhook]] = {}  # by API key, then webhook id
 
     def _new_limiter(self) -> SlidingWindowLimiter:
         s = self.settings
@@ -126,6 +152,8 @@ class MamoSandbox:
         with self.lock:
             self.clock.reset()
             self._fresh()
+            if self._deliverer is not None:
+                self._deliverer.reset()
 
     def update_settings(self, **changes: Any) -> MamoSettings:
         """Change some settings (``ValidationError`` on a bad one, leaving all unchanged)."""
@@ -228,6 +256,7 @@ class MamoSandbox:
                 if overrides:
                     table.overrides[row] = overrides
                 ids.append(table.id_of(row))
+                self._announce(business.api_key, row, status_event(table.status[row]))
             return ids
 
     def update_charge(self, tag: str, charge_id: str, fields: dict) -> str:
@@ -236,6 +265,8 @@ class MamoSandbox:
             business = self.business(tag)
             table = self.tables[business.api_key]
             row = self._row(table, charge_id)
+            self._apply_due()
+            before = (table.status[row], table.refund[row])
             values, overrides = self._row_values(fields, table, row)
             for name, value in values.items():
                 getattr(table, name)[row] = value
@@ -248,6 +279,10 @@ class MamoSandbox:
             else:
                 table.overrides.pop(row, None)
             table.touch(row)
+            if table.refund[row] > before[1]:
+                self._announce(business.api_key, row, refund_event(table.status[row]))
+            elif table.status[row] != before[0]:
+                self._announce(business.api_key, row, status_event(table.status[row]))
             return self._renderer(business.api_key).render(row, "single")
 
     def refund(self, tag: str, charge_id: str, amount: object) -> dict:
@@ -401,11 +436,83 @@ class MamoSandbox:
             if table is not None and row < len(table) and table.status[row] == REFUND_INITIATED:
                 table.status[row] = REFUNDED
                 table.touch(row)
+                self._announce(api_key, row, "refunded")
+
+    # --- webhooks (MAMO_API.md §8) ----------------------------------------------------------------
+
+    def _announce(self, api_key: str, row: int, event: str | None) -> None:
+        """Queue ``charge.<event>`` (and its ``payment.*`` mirror) for each webhook of the business that
+        enabled it; the body is the charge as it is now. Called under the lock; sends nothing itself."""
+        hooks = self.webhooks.get(api_key)
+        if not event or not hooks:
+            return
+        table = self.tables[api_key]
+        charge_id = table.id_of(row)
+        renderer = self._renderer(api_key)
+        deliveries = []
+        for hook in hooks.values():
+            for family in ("charge", "payment"):
+                name = f"{family}.{event}"
+                if name in hook.enabled_events:
+                    body = renderer.render(row, "webhook", name).encode()
+                    deliveries.append(Delivery(hook.id, hook.url, hook.auth_header, name, charge_id, body))
+        self.stats["webhook_events"] += len(deliveries)
+        self.deliverer.submit(deliveries)
+
+    def webhook_list(self, tag: str) -> list[dict]:
+        """The business's webhooks as ``GET /webhooks`` shows them."""
+        with self.lock:
+            return [w.as_json() for w in self.webhooks.get(self.business(tag).api_key, {}).values()]
+
+    def _webhook_call(self, business: Business, method: str, parts: list[str], body: bytes):
+        """``/webhooks`` under the lock: a ``Reply``, or (reply None) a registration to ping first."""
+        hooks = self.webhooks.setdefault(business.api_key, {})
+        if method == "GET" and len(parts) == 1:
+            return Reply(200, json_bytes([w.as_json() for w in hooks.values()])), None
+        current = None
+        if len(parts) == 2:
+            current = hooks.get(parts[1])
+            if current is None:
+                return Reply(404, WEBHOOK_NOT_FOUND), None
+            if method == "DELETE":
+                del hooks[parts[1]]
+                return Reply(200, json_bytes({"success": True})), None
+        try:
+            data = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _validation_error("Body must be a JSON object"), None
+        fields, errors = validate(data, current)
+        if errors:
+            return _validation_error(*errors), None
+        return None, (business.api_key, current.id if current else None, fields)
+
+    def _register(self, api_key: str, webhook_id: str | None, fields: dict) -> Reply:
+        """Ping the URL (outside the lock), then store the webhook: 201 new, 200 updated."""
+        if not ping(fields["url"], fields["auth_header"], self.settings.webhook_timeout_seconds):
+            with self.lock:
+                self.stats["webhook_unreachable"] += 1
+            return Reply(422, UNREACHABLE)
+        with self.lock:
+            hooks = self.webhooks.setdefault(api_key, {})
+            if webhook_id is not None and webhook_id not in hooks:
+                return Reply(404, WEBHOOK_NOT_FOUND)  # deleted while it was pinged
+            hook = Webhook(webhook_id or new_webhook_id(), fields["url"], fields["enabled_events"],
+                           fields["auth_header"])  # fmt: skip
+            hooks[hook.id] = hook
+            return Reply(200 if webhook_id else 201, json_bytes(hook.as_json()))
 
     # --- the API --------------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Reply:
-        """Answer one request to ``/manage_api/v1`` + ``path`` as Mamo would."""
+        """Answer one request to ``/manage_api/v1`` + ``path`` as Mamo would.
+
+        A webhook registration pings its URL before it is stored, with the lock released meanwhile.
+        """
+        with self.lock:
+            reply, registration = self._handle(method, path, query, headers, body)
+        return reply if registration is None else self._register(*registration)
+
+    def _handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes):
         with self.lock:
             route = self._route(method, path)
             self.stats["requests"] += 1
@@ -413,30 +520,32 @@ class MamoSandbox:
             business = self._authenticate(headers.get("authorization", ""))
             if business is None:
                 self.stats["unauthorized"] += 1
-                return Reply(403, UNAUTHORIZED)
+                return Reply(403, UNAUTHORIZED), None
             wait = self._limiter.hit(business.api_key)
             if wait:
                 self.stats["rate_limited"] += 1
-                return Reply(429, TOO_MANY, {"Retry-After": str(max(1, math.ceil(wait)))})
+                return Reply(429, TOO_MANY, {"Retry-After": str(max(1, math.ceil(wait)))}), None
             fault = self._fault()
             if fault is not None:
-                return fault
+                return fault, None
             self._apply_due()
             parts = path.strip("/").split("/")
             if route == "/me":
                 return Reply(200, json_bytes({"business_name": business.business_name,
-                                          "business_tag": business.business_tag, "website": business.website}))  # fmt: skip
+                                          "business_tag": business.business_tag, "website": business.website})), None  # fmt: skip
             if route == "/charges":
-                return self._list(business, query)
+                return self._list(business, query), None
             if route == "/charges/{id}":
-                return self._single(business, parts[1])
+                return self._single(business, parts[1]), None
             if route == "/charges/{id}/refunds":
                 try:
                     amount = json.loads(body or b"{}", parse_float=Decimal).get("amount")
                 except (ValueError, AttributeError):
-                    return _validation_error("Body must be a JSON object")
-                return self._refund(business, parts[1], amount)
-            return Reply(404, PATH_NOT_FOUND)
+                    return _validation_error("Body must be a JSON object"), None
+                return self._refund(business, parts[1], amount), None
+            if route.startswith("/webhooks"):
+                return self._webhook_call(business, method, parts, body)
+            return Reply(404, PATH_NOT_FOUND), None
 
     def _route(self, method: str, path: str) -> str:
         parts = path.strip("/").split("/")
@@ -450,6 +559,11 @@ class MamoSandbox:
                 return "/charges/{id}"
             if method == "POST" and len(parts) == 3 and parts[2] == "refunds":
                 return "/charges/{id}/refunds"
+        if parts[0] == "webhooks":
+            if len(parts) == 1 and method in ("GET", "POST"):
+                return "/webhooks"
+            if len(parts) == 2 and method in ("PATCH", "DELETE"):
+                return "/webhooks/{id}"
         return "(unknown)"
 
     def _authenticate(self, header: str) -> Business | None:
@@ -559,11 +673,23 @@ class MamoSandbox:
             when = self.clock.time() + s.refund_settle_seconds
             self._due_at[(business.api_key, row)] = when
             heapq.heappush(self._due, (when, business.api_key, row))
-            self._apply_due()
         table.touch(row)
+        self._announce(business.api_key, row, refund_event(table.status[row]))
+        self._apply_due()  # refunded at once when refund_settle_seconds is 0 (a charge.refunded of its own)
         renderer = self._renderer(business.api_key)
         return Reply(
             200,
             b'{"refund_amount":' + renderer.number(table.refund[row]).encode()
             + b',"refund_status":' + renderer.refund_status(row).encode() + b"}",
         )  # fmt: skip
+
+
+def status_event(status: int) -> str | None:
+    """The event a charge announces when it takes ``status`` (without ``charge.``); None: no event."""
+    return {"captured": "succeeded", "failed": "failed", "refund_initiated": "refund_initiated",
+            "refunded": "refunded", "voided": "voided"}.get(STATUSES[status])  # fmt: skip
+
+
+def refund_event(status: int) -> str:
+    """The event of a refund, by the status the charge has after it (a partial refund may leave it captured)."""
+    return "refund_initiated" if status == REFUND_INITIATED else "refunded"

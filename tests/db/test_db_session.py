@@ -41,8 +41,8 @@ TABLES = {
 def test_upgrade_from_empty_reaches_head_and_is_repeatable(empty_db_url):
     assert current_revision(empty_db_url) is None
 
-    assert upgrade(empty_db_url) == head_revision() == "0003"
-    assert upgrade(empty_db_url) == "0003"  # a second run is a no-op
+    assert upgrade(empty_db_url) == head_revision() == "0004"
+    assert upgrade(empty_db_url) == "0004"  # a second run is a no-op
 
     tables = set(sa.inspect(engine_for_url(empty_db_url)).get_table_names())
     assert tables == TABLES | {VERSION_TABLE}
@@ -72,7 +72,7 @@ def test_downgrade_to_base_removes_every_table(db_url):
         command.downgrade(config, "base")
     assert set(sa.inspect(engine).get_table_names()) <= {VERSION_TABLE}
     assert current_revision(engine) is None
-    assert upgrade(engine) == "0003"
+    assert upgrade(engine) == "0004"
 
 
 @pytest.mark.parametrize(

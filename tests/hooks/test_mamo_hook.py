@@ -554,3 +554,98 @@ def test_a_404_on_the_first_page_is_an_error(sandbox, served, monkeypatch):
             created_from=datetime(2026, 1, 1), tz="Asia/Dubai", company=COMPANY, period=PERIOD
         )
     assert getattr(caught.value, "status_code", None) == 404
+
+
+# --- webhooks (MAMO_API.md §8.1) ---------------------------------------------------------------------
+
+WEBHOOK_SECRET = "hook-test-secret-9f8e7d6c5b4a39281706"
+
+
+@pytest.fixture(scope="module")
+def receiver_url():
+    """A webhook endpoint on a real socket: answers 200 to anything (the ping included)."""
+    app = FastAPI()
+    seen: list[bytes] = []
+
+    @app.post("/{path:path}")
+    async def hook(path: str, request: Request) -> Response:
+        seen.append(await request.body())
+        return Response(b"{}", media_type="application/json")
+
+    with serving(app) as server:
+        yield server.url
+
+
+def test_register_list_and_delete_a_webhook(sandbox, receiver_url):
+    hook = make_hook()
+    events = ["charge.refund_initiated", "charge.refunded"]
+    created = hook.register_webhook(f"{receiver_url}/acme", events, WEBHOOK_SECRET)
+    assert created["id"].startswith("MPB-WH-")
+    assert created["url"] == f"{receiver_url}/acme" and created["enabled_events"] == events
+    assert hook.list_webhooks() == [created] == sandbox.webhook_list(TAG)
+    hook.delete_webhook(created["id"])
+    assert hook.list_webhooks() == []
+    with pytest.raises(MamoApiError) as caught:
+        hook.delete_webhook(created["id"])
+    assert getattr(caught.value, "status_code", None) == 404
+
+
+def test_an_unreachable_webhook_is_a_refusal_without_retries(sandbox):
+    url = f"http://127.0.0.1:{free_port()}/acme"
+    with pytest.raises(MamoApiError, match="Webhook is unreachable") as caught:
+        make_hook().register_webhook(url, ["charge.refunded"], WEBHOOK_SECRET)
+    assert getattr(caught.value, "status_code", None) == 422
+    assert sandbox.stats["POST /webhooks"] == 1
+    assert sandbox.webhook_list(TAG) == []
+
+
+def test_an_unknown_event_is_refused_by_mamos_validator(sandbox, receiver_url):
+    with pytest.raises(MamoApiError, match="charge.exploded"):
+        make_hook().register_webhook(f"{receiver_url}/acme", ["charge.exploded"], WEBHOOK_SECRET)
+
+
+def test_registration_is_retried_on_a_fault_and_the_secret_never_reaches_the_logs(sandbox, receiver_url, capfd,
+                                                                                caplog):
+    sandbox.update_settings(fault_every=1, fault_statuses=[503])
+    hook = make_hook(max_attempts=2)
+    with pytest.raises(MamoUnavailable):
+        hook.register_webhook(f"{receiver_url}/acme", ["charge.refunded"], WEBHOOK_SECRET)
+    sandbox.update_settings(fault_every=None)
+    created = hook.register_webhook(f"{receiver_url}/acme", ["charge.refunded"], WEBHOOK_SECRET)
+    hook.list_webhooks()
+    hook.delete_webhook(created["id"])
+    out, err = capfd.readouterr()
+    logs = out + err + caplog.text
+    assert "retrying" in logs and f"Registered Mamo webhook {created['id']}" in logs
+    assert WEBHOOK_SECRET not in logs and KEY not in logs
+
+
+def _forgetful_mamo(drops: str, deleted: list[str]) -> FastAPI:
+    """A Mamo that accepts a registration but silently drops one field of it (§8.1)."""
+    app = FastAPI()
+
+    @app.post("/manage_api/v1/webhooks")
+    async def register(request: Request) -> Response:
+        body = json.loads(await request.body())
+        kept = {k: v for k, v in body.items() if k != drops}
+        return Response(json.dumps({"id": "MPB-WH-0123456789", **kept}).encode(), status_code=201,
+                        media_type="application/json")  # fmt: skip
+
+    @app.delete("/manage_api/v1/webhooks/{webhook_id}")
+    async def delete(webhook_id: str) -> Response:
+        deleted.append(webhook_id)
+        return Response(b'{"success":true}', media_type="application/json")
+
+    return app
+
+
+@pytest.mark.parametrize("drops", ["auth_header", "enabled_events", "url"])
+def test_a_registration_mamo_changed_is_deleted_and_reported(monkeypatch, caplog, drops):
+    deleted: list[str] = []
+    with serving(_forgetful_mamo(drops, deleted)) as server:
+        connect(monkeypatch, server.url + "/manage_api/v1")
+        with pytest.raises(MamoApiError, match=f"differently from what was sent \\({drops} differ") as caught:
+            make_hook().register_webhook("https://example.ae/mamo-webhooks/acme", ["charge.refunded"],
+                                         WEBHOOK_SECRET)  # fmt: skip
+    assert deleted == ["MPB-WH-0123456789"]
+    assert WEBHOOK_SECRET not in str(caught.value) + caught.value.guidance + caplog.text

@@ -6,6 +6,7 @@ Shapes are checked against the key lists of MAMO_API.md's Example 1 (list item) 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter
@@ -14,6 +15,8 @@ from decimal import Decimal
 
 import pytest
 import requests
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 from mamo_sandboxes import mamo_data
 from mamo_sandboxes.mamo import DEMO_API_KEY, MamoSandbox, build_demo_state, create_app
@@ -753,3 +756,282 @@ def test_demo_state_serves_a_seeded_business():
     state = build_demo_state(seed=3, count=50)
     assert state.keys_by_tag["demo"] == DEMO_API_KEY
     assert len(state.charge_ids("demo")) == 50
+
+
+# --- §8 webhooks: registration, the ping, deliveries, §12 rows 25-27 -----------------------------------
+
+WEBHOOK_AUTH = "s3cr3t/With+Symbols==  and:colons"  # sent back byte for byte, inner spaces included
+#: MAMO_API.md §8.2, written out from the document (not from the sandbox's list)
+DOCUMENTED_EVENTS = [
+    "charge.succeeded", "charge.failed", "charge.refund_initiated", "charge.refunded", "charge.refund_failed",
+    "charge.card_verified", "charge.authorized", "subscription.succeeded", "subscription.failed",
+    "payment_link.create", "payout.processed", "payout.failed", "charge.voided", "payment.succeeded",
+    "payment.refund_initiated", "payment.refunded", "payment.voided",
+]  # fmt: skip
+
+
+class Receiver:
+    """A webhook endpoint on a real socket that keeps every request (path, headers, JSON body)."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.status, self.sleep = 200, 0.0
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/{path:path}")
+        async def hook(path: str, request: Request) -> Response:
+            body = await request.body()
+            self.requests.append({"path": path, "headers": dict(request.headers), "body": json.loads(body)})
+            if self.sleep:
+                await asyncio.sleep(self.sleep)
+            return Response(b"{}", status_code=self.status, media_type="application/json")
+
+        return app
+
+    def events(self, path: str | None = None) -> list[dict]:
+        return [r for r in self.requests if r["body"] != {"ping": "pong"} and (path is None or r["path"] == path)]
+
+
+@pytest.fixture(scope="module")
+def receiving():
+    receiver = Receiver()
+    with serving(receiver.app()) as server:
+        yield receiver, server.url
+
+
+@pytest.fixture
+def receiver(receiving) -> tuple[Receiver, str]:
+    receiver, url = receiving
+    receiver.requests.clear()
+    receiver.status, receiver.sleep = 200, 0.0
+    return receiver, url
+
+
+def call(api: Api, method: str, path: str, body=None, key: str = KEY) -> requests.Response:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    data = None if body is None else json.dumps(body)
+    return api.http.request(method, api.url + API + path, headers=headers, data=data, timeout=30)
+
+
+def register(api: Api, url: str, events: list[str], auth: str | None = WEBHOOK_AUTH, key: str = KEY) -> dict:
+    body = {"url": url, "enabled_events": events} | ({"auth_header": auth} if auth is not None else {})
+    response = call(api, "POST", "/webhooks", body, key)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def attempts(api: Api) -> list[dict]:
+    answer = api.admin("GET", "/webhook-deliveries?wait=20").json()
+    assert answer["idle"] is True
+    return answer["attempts"]
+
+
+def test_webhooks_register_list_patch_delete(api, receiver):
+    rec, url = receiver
+    api.state.add_business(OTHER_KEY, "Other Co", business_tag="other")
+    response = call(api, "POST", "/webhooks", {"url": f"{url}/a", "enabled_events": ["charge.refunded"],
+                                               "auth_header": WEBHOOK_AUTH, "secret_key": "dropped silently"})
+    assert response.status_code == 201
+    hook = response.json()
+    assert re.fullmatch(r"MPB-WH-[0-9A-F]{10}", hook["id"])
+    assert hook == {"id": hook["id"], "url": f"{url}/a", "enabled_events": ["charge.refunded"],
+                    "auth_header": WEBHOOK_AUTH}  # fmt: skip
+    [ping] = rec.requests  # the ping came first, as Mamo sends it
+    assert ping["body"] == {"ping": "pong"} and ping["path"] == "a"
+    assert ping["headers"]["user-agent"] == "Faraday v1.10.4"
+    assert ping["headers"]["authorization"] == WEBHOOK_AUTH
+
+    listed = call(api, "GET", "/webhooks")
+    assert listed.status_code == 200 and listed.json() == [hook]  # a bare array, auth_header in clear
+    assert call(api, "GET", "/webhooks", key=OTHER_KEY).json() == []  # per business
+    assert call(api, "DELETE", f"/webhooks/{hook['id']}", key=OTHER_KEY).status_code == 404
+
+    patched = call(api, "PATCH", f"/webhooks/{hook['id']}", {"enabled_events": ["payment.refunded", "charge.voided"]})
+    assert patched.status_code == 200
+    assert patched.json() == hook | {"enabled_events": ["payment.refunded", "charge.voided"]}
+    assert call(api, "GET", "/webhooks").json() == [patched.json()]
+    assert len(rec.requests) == 2  # the update was pinged too
+
+    deleted = call(api, "DELETE", f"/webhooks/{hook['id']}")
+    assert deleted.status_code == 200 and deleted.json() == {"success": True}
+    assert call(api, "GET", "/webhooks").json() == []
+    gone = call(api, "DELETE", f"/webhooks/{hook['id']}")
+    assert gone.status_code == 404 and gone.json()["error_code"] == "RECORD_NOT_FOUND"
+    assert call(api, "PATCH", f"/webhooks/{hook['id']}", {"url": f"{url}/b"}).status_code == 404
+    assert call(api, "GET", "/webhooks", key="sk-nobody").status_code == 403
+
+
+@pytest.mark.parametrize("answer", [500, 404, "closed"], ids=["500", "404", "nothing-listening"])
+def test_a_webhook_that_does_not_answer_the_ping_is_refused(api, receiver, answer):
+    rec, url = receiver
+    if answer == "closed":
+        from mamo_sandboxes.serving import free_port
+
+        url = f"http://127.0.0.1:{free_port()}"
+    else:
+        rec.status = answer
+    response = call(api, "POST", "/webhooks", {"url": f"{url}/x", "enabled_events": ["charge.refunded"],
+                                               "auth_header": "abc"})
+    assert response.status_code == 422
+    assert response.json()["messages"] == ["Webhook is unreachable"]
+    assert call(api, "GET", "/webhooks").json() == []
+    if answer != "closed":
+        assert [r["body"] for r in rec.requests] == [{"ping": "pong"}]
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ({"enabled_events": ["charge.refunded"]}, "Url can't be blank"),
+    ({"url": "ftp://example.ae/x", "enabled_events": ["charge.refunded"]}, "Url is invalid"),
+    ({"url": "{url}"}, "Enabled events can't be blank"),
+    ({"url": "{url}", "enabled_events": []}, "Enabled events can't be blank"),
+    ({"url": "{url}", "enabled_events": "charge.refunded"}, "Enabled events can't be blank"),
+    ({"url": "{url}", "enabled_events": ["charge.refunded", "charge.exploded"]}, "charge.exploded"),
+    ({"url": "{url}", "enabled_events": ["refunded"]}, "refunded"),
+    ({"url": "{url}", "enabled_events": ["charge.refunded"], "auth_header": ""}, "too short"),
+    ({"url": "{url}", "enabled_events": ["charge.refunded"], "auth_header": "x" * 51}, "too long"),
+], ids=["no-url", "not-http", "no-events", "empty-events", "events-not-a-list", "unknown-event", "bare-name",
+        "empty-auth", "auth-51"])  # fmt: skip
+def test_registration_is_validated_before_any_ping(api, receiver, body, error):
+    rec, url = receiver
+    body = {k: (f"{url}/v" if v == "{url}" else v) for k, v in body.items()}
+    response = call(api, "POST", "/webhooks", body)
+    assert response.status_code == 422
+    assert response.json()["error_code"] == "VALIDATION_ERROR"
+    assert any(error in text for text in response.json()["errors"]), response.json()
+    assert rec.requests == [] and call(api, "GET", "/webhooks").json() == []
+
+
+def test_every_documented_event_and_a_50_character_auth_header_are_accepted(api, receiver):
+    _, url = receiver
+    hook = register(api, f"{url}/all", DOCUMENTED_EVENTS, auth="x" * 50)
+    assert hook["enabled_events"] == DOCUMENTED_EVENTS and hook["auth_header"] == "x" * 50
+
+
+def test_a_refund_is_delivered_with_the_exact_authorization_header(api, receiver):
+    rec, url = receiver
+    api.state.add_business(OTHER_KEY, "Other Co", business_tag="other")
+    everything = register(api, f"{url}/all", ["charge.succeeded", "charge.refund_initiated", "charge.refunded"])
+    refunds_only = register(api, f"{url}/refunds", ["payment.refund_initiated"], auth="other-header")
+    register(api, f"{url}/other", ["charge.succeeded", "charge.refund_initiated"], key=OTHER_KEY)
+    (charge_id,) = api.add({"amount": 50})  # added captured: charge.succeeded
+    response = api.post(f"/charges/{charge_id}/refunds", {"amount": 20})
+    assert response.status_code == 200
+
+    tried = attempts(api)
+    assert [(a["webhook_id"], a["event_type"], a["status"]) for a in tried] == [
+        (everything["id"], "charge.succeeded", 200), (everything["id"], "charge.refund_initiated", 200),
+        (refunds_only["id"], "payment.refund_initiated", 200)]  # fmt: skip
+    [succeeded, refund] = rec.events("all")
+    for delivery in (succeeded, refund):
+        assert delivery["headers"]["authorization"] == WEBHOOK_AUTH
+        assert delivery["headers"]["user-agent"] == "Faraday v1.10.4"
+        assert delivery["headers"]["content-type"] == "application/json"
+        assert list(delivery["body"]) == WEBHOOK_KEYS and delivery["body"]["id"] == charge_id
+    assert succeeded["body"]["event_type"] == "charge.succeeded" and succeeded["body"]["refund_amount"] == 0
+    assert refund["body"]["event_type"] == "charge.refund_initiated" and refund["body"]["refund_amount"] == 20
+    assert refund["body"]["status"] == "refund_initiated"
+    [mirrored] = rec.events("refunds")
+    assert mirrored["headers"]["authorization"] == "other-header"
+    assert mirrored["body"]["event_type"] == "payment.refund_initiated"
+    assert rec.events("other") == []  # another business's webhook hears nothing of this charge
+
+
+def test_admin_changes_are_announced(api, receiver):
+    rec, url = receiver
+    register(api, f"{url}/h", ["charge.succeeded", "charge.failed", "charge.refund_initiated", "charge.refunded",
+                               "charge.voided"])  # fmt: skip
+    api.settings(refund_settle_seconds=0)
+    (charge_id,) = api.add({"status": "processing", "amount": 80})  # processing announces nothing
+    api.admin("PATCH", f"/businesses/acme/charges/{charge_id}", {"custom_data": {"k": 1}})  # no change of state
+    api.admin("PATCH", f"/businesses/acme/charges/{charge_id}", {"status": "captured"})
+    api.admin("POST", f"/businesses/acme/charges/{charge_id}/refunds", {"amount": 30})
+    api.admin("PATCH", f"/businesses/acme/charges/{charge_id}", {"refund_amount": 50})
+    (other,) = api.add({"status": "failed"})
+    api.admin("PATCH", f"/businesses/acme/charges/{other}", {"status": "voided"})
+    assert [(a["charge_id"], a["event_type"], a["body"]["refund_amount"]) for a in attempts(api)] == [
+        (charge_id, "charge.succeeded", 0),
+        (charge_id, "charge.refund_initiated", 30), (charge_id, "charge.refunded", 30),  # settled at once
+        (charge_id, "charge.refunded", 50),
+        (other, "charge.failed", 0), (other, "charge.voided", 0),
+    ]  # fmt: skip
+    assert len(rec.events("h")) == 6
+
+
+def test_deliveries_leave_off_the_request_thread(api, receiver):
+    rec, url = receiver
+    register(api, f"{url}/slow", ["charge.refund_initiated"])
+    ids = api.add({}, {})
+    rec.sleep = 1.5  # a slow receiver must not slow Mamo's API down
+    started = datetime.now()
+    for charge_id in ids:
+        assert api.post(f"/charges/{charge_id}/refunds", {"amount": 1}).status_code == 200
+    assert api.get("/me").status_code == 200
+    assert datetime.now() - started < timedelta(seconds=1.4)
+    assert [a["status"] for a in attempts(api)] == [200, 200]
+
+
+def test_repeat_and_drop_settings(api, receiver):
+    rec, url = receiver
+    register(api, f"{url}/r", ["charge.succeeded"])
+    api.settings(webhook_repeat=3, webhook_drop_every=4)
+    api.add({}, {})
+    tried = attempts(api)
+    assert [a["attempt"] for a in tried] == [1, 2, 3, 4, 5, 6]
+    assert [a["dropped"] for a in tried] == [False, False, False, True, False, False]
+    assert [a["status"] for a in tried] == [200, 200, 200, None, 200, 200]
+    ids = [r["body"]["id"] for r in rec.events("r")]
+    assert len(ids) == 5 and len(set(ids)) == 2  # 3 + 3 sent, the fourth dropped
+
+
+def test_delay_and_reorder_settings(api, receiver):
+    rec, url = receiver
+    register(api, f"{url}/o", ["charge.succeeded"])
+    api.settings(webhook_delay_seconds=1.0, webhook_reorder=True)
+    started = datetime.now()
+    created = [api.add({})[0] for _ in range(6)]  # queued while the first waits out the delay: one batch
+    tried = attempts(api)
+    assert datetime.now() - started >= timedelta(seconds=1.0)
+    sent = [r["body"]["id"] for r in rec.events("o")]
+    assert sorted(sent) == sorted(created) and sent == [a["charge_id"] for a in tried]
+    assert sent != created  # shuffled
+    api.settings(webhook_reorder=False, webhook_delay_seconds=0)
+    later = [api.add({})[0] for _ in range(4)]
+    attempts(api)
+    assert [r["body"]["id"] for r in rec.events("o")][6:] == later  # in order by default
+
+
+def test_webhook_settings_are_validated(api):
+    for bad in ({"webhook_repeat": 0}, {"webhook_drop_every": 0}, {"webhook_delay_seconds": -1}):
+        assert api.admin("PATCH", "/settings", bad).status_code == 422
+
+
+def test_reset_forgets_webhooks_and_attempts(api, receiver):
+    _, url = receiver
+    register(api, f"{url}/z", ["charge.succeeded"])
+    api.add({})
+    assert len(attempts(api)) == 1
+    api.admin("POST", "/reset")
+    assert api.admin("GET", "/webhook-deliveries").json()["attempts"] == []
+    api.state.add_business(KEY, "Acme Trading LLC", business_tag="acme")
+    assert call(api, "GET", "/webhooks").json() == []
+
+
+def test_a_pickled_sandbox_keeps_its_webhooks_and_delivers_again(api, receiver):
+    import copyreg
+    import pickle
+    import threading
+
+    rec, url = receiver
+    copyreg.pickle(type(threading.Lock()), lambda _lock: (threading.Lock, ()))
+    copyreg.pickle(type(threading.RLock()), lambda _lock: (threading.RLock, ()))
+    hook = register(api, f"{url}/p", ["charge.succeeded"])
+    api.add({})
+    attempts(api)  # the delivery thread exists now; it is not part of the saved state
+    copy = pickle.loads(pickle.dumps(api.state))
+    assert copy.webhook_list("acme") == [hook]
+    (charge_id,) = copy.add_charges("acme", [{}])
+    assert copy.deliverer.wait_idle(20)
+    assert [a["charge_id"] for a in copy.deliverer.attempts()] == [charge_id]
+    assert rec.events("p")[-1]["body"]["id"] == charge_id

@@ -28,6 +28,7 @@ WRITES = [
     ("POST", "/companies/{cid}/settings"),
     ("POST", "/companies/{cid}/mapping"),
     ("POST", "/companies/{cid}/webhook-secret"),
+    ("POST", "/companies/{cid}/webhook-register"),
     ("POST", "/companies/{cid}/connect"),
     ("POST", "/oauth/choose"),
     ("POST", "/companies/{cid}/sync"),
@@ -95,7 +96,8 @@ def test_a_viewer_may_not_change_anything(stack, cid, route, client):
 
 def test_the_viewers_page_offers_no_change(stack, cid):
     page = stack.browser_session("viewer").get(page_of(stack, f"/companies/{cid}"), timeout=30).text
-    for control in ("/connect", "/mapping", "/settings", "/confirm/", "webhook-secret", "Add a company"):
+    for control in ("/connect", "/mapping", "/settings", "/confirm/", "webhook-secret", "webhook-register",
+                    "Add a company"):
         assert control not in page
     assert "Sync history" in page
     overview = stack.browser_session("viewer").get(page_of(stack, "/"), timeout=30).text

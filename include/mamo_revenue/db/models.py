@@ -198,6 +198,8 @@ class Company(Base):
     mamo_business_name: Mapped[str | None] = mapped_column(sa.String(200))
     #: The static ``Authorization`` header Mamo echoes on webhook deliveries, as a Fernet token.
     webhook_secret_enc: Mapped[str | None] = mapped_column(sa.Text())
+    #: The id of the webhook registered with Mamo for the company's receiver (migration 0004), or None.
+    mamo_webhook_id: Mapped[str | None] = mapped_column(sa.String(100))
     last_scan_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
@@ -495,7 +497,8 @@ class CompanyActivity(Base):
     company_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("companies.id"))
     at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     user_name: Mapped[str] = mapped_column(sa.String(250))
-    #: added, settings, connected, connect_failed, mapped, sync, backfill, resync, disconnected, webhook_secret
+    #: added, settings, connected, connect_failed, mapped, sync, backfill, resync, disconnected, webhook_secret,
+    #: webhook_registered, webhook_register_failed
     action: Mapped[str] = mapped_column(sa.String(40))
     period_label: Mapped[str | None] = mapped_column(sa.String(32))
     run_id: Mapped[str | None] = mapped_column(sa.String(250))

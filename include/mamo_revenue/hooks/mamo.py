@@ -1,4 +1,5 @@
-"""Mamo Business API hook: read the business behind a key, one charge, or every charge since a date.
+"""Mamo Business API hook: read the business behind a key, one charge, or every charge since a date;
+register, list and delete webhooks (MAMO_API.md §8.1).
 
 Contract: ``shared/docs/MAMO_API.md``; paging, stop rule, look-back and retries: ``docs/MAMO_EXTRACTION.md``.
 The hook relies on nothing MAMO_API.md §12 leaves open: it works whatever the list order, page
@@ -228,11 +229,13 @@ class MamoHook(BaseHook):
         self.log.warning("Mamo call failed (%s), attempt %d of %d; retrying in %.2f s",
                          exc, state.attempt_number, self.max_attempts, wait)  # fmt: skip
 
-    def _send_once(self, method: str, path: str, params: dict | None) -> Any:
+    def _send_once(self, method: str, path: str, params: dict | None, body: dict | None = None) -> Any:
         p = self.params
+        # ``what`` names the call in errors and logs: never the body (a webhook's auth_header is a secret)
         what = f"{method} {path}" + (f"?{'&'.join(f'{k}={v}' for k, v in params.items())}" if params else "")
         response = self.get_conn().request(
-            method, p.base_url + path, params=params, timeout=(min(10.0, p.timeout), p.timeout)
+            method, p.base_url + path, params=params, timeout=(min(10.0, p.timeout), p.timeout),
+            data=None if body is None else json.dumps(body),
         )
         status = response.status_code
         if status == 429 or status >= 500:
@@ -250,7 +253,7 @@ class MamoHook(BaseHook):
         except ValueError:
             raise _api_error(f"Mamo answered {what} with a body that is not JSON", status, None) from None
 
-    def _call(self, method: str, path: str, params: dict | None = None) -> Any:
+    def _call(self, method: str, path: str, params: dict | None = None, body: dict | None = None) -> Any:
         """One API call, retried on ``is_retryable`` failures; JSON numbers come back as ``Decimal``."""
         retrying = Retrying(
             retry=retry_if_exception(is_retryable),
@@ -261,7 +264,7 @@ class MamoHook(BaseHook):
             reraise=True,
         )
         try:
-            return retrying(self._send_once, method, path, params)
+            return retrying(self._send_once, method, path, params, body)
         except Exception as exc:
             if is_retryable(exc):
                 raise MamoUnavailable(
@@ -295,6 +298,52 @@ class MamoHook(BaseHook):
             return parse_charge(body, tz=tz)
         except ChargeDataError as exc:
             raise exc.in_context(company=company, period=period) from exc
+
+    # --- webhooks (MAMO_API.md §8.1) ------------------------------------------------------------
+
+    def register_webhook(self, url: str, events: list[str], auth_header: str) -> dict:
+        """``POST /webhooks``: Mamo first pings ``url`` and refuses (422 "Webhook is unreachable") unless it
+        answers. Returns the webhook (``id``, ``url``, ``enabled_events``, ``auth_header``).
+
+        Mamo drops unknown fields silently, so what came back is compared with what was sent; a webhook
+        registered differently is deleted again and reported as ``MamoApiError``. ``auth_header`` is
+        never logged nor put in an error message.
+        """
+        sent = {"url": url, "enabled_events": list(events), "auth_header": auth_header}
+        body = self._call("POST", "/webhooks", body=sent)
+        webhook_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(webhook_id, str) or not webhook_id:
+            raise MamoApiError("Mamo answered POST /webhooks without a webhook id",
+                               guidance="Check the webhooks in the Mamo dashboard, then register again.")
+        differ = [name for name in ("url", "auth_header") if body.get(name) != sent[name]]
+        came_back = body.get("enabled_events")
+        if not isinstance(came_back, list) or set(map(str, came_back)) != set(sent["enabled_events"]):
+            differ.append("enabled_events")
+        if differ:
+            try:
+                self.delete_webhook(webhook_id)
+            except MamoApiError as exc:
+                self.log.warning("Could not delete the mis-registered Mamo webhook %s: %s", webhook_id, exc.args[0])
+            raise MamoApiError(
+                f"Mamo registered webhook {webhook_id} differently from what was sent ({', '.join(differ)} "
+                "differ); it was deleted again",
+                guidance="Mamo may have renamed a field of its webhook API: compare MAMO_API.md §8.1 with "
+                         "Mamo's API reference, then register again.",
+            )
+        self.log.info("Registered Mamo webhook %s for %s (events %s)", webhook_id, url, ", ".join(sent["enabled_events"]))
+        return body
+
+    def list_webhooks(self) -> list[dict]:
+        """``GET /webhooks``: every webhook of the business (a bare array; each shows its auth_header)."""
+        body = self._call("GET", "/webhooks")
+        if not isinstance(body, list) or not all(isinstance(w, dict) for w in body):
+            raise MamoApiError("Mamo answered GET /webhooks with something other than an array of webhooks")
+        return body
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """``DELETE /webhooks/{id}``; an unknown id is a ``MamoApiError`` with ``status_code`` 404."""
+        self._call("DELETE", f"/webhooks/{quote(webhook_id, safe='')}")
+        self.log.info("Deleted Mamo webhook %s", webhook_id)
 
     def fetch_charges(self, *, created_from: datetime, tz: str, company: str, period: str) -> list[Charge]:
         """Every charge created at or after ``created_from`` (naive wall-clock in ``tz``), once each.
