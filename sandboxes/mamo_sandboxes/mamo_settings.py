@@ -76,6 +76,8 @@ class MamoSettings(BaseModel):
     webhook_reorder: bool = False
     webhook_drop_every: int | None = Field(None, ge=1)
     webhook_timeout_seconds: float = Field(10.0, gt=0)  # the registration ping and each delivery
+    # Whether the registration ping carries the auth_header as Authorization (undocumented: both happen)
+    webhook_ping_authorization: bool = True
     # 27: /payments served as an alias of /charges
     serve_payments: bool = True
     # 28: refunds[] and max_refund_amount on the charge

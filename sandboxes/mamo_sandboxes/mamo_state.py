@@ -488,7 +488,8 @@ class MamoSandbox:
 
     def _register(self, api_key: str, webhook_id: str | None, fields: dict) -> Reply:
         """Ping the URL (outside the lock), then store the webhook: 201 new, 200 updated."""
-        if not ping(fields["url"], fields["auth_header"], self.settings.webhook_timeout_seconds):
+        auth = fields["auth_header"] if self.settings.webhook_ping_authorization else None
+        if not ping(fields["url"], auth, self.settings.webhook_timeout_seconds):
             with self.lock:
                 self.stats["webhook_unreachable"] += 1
             return Reply(422, UNREACHABLE)

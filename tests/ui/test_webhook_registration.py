@@ -82,6 +82,22 @@ def test_an_editor_registers_and_a_refund_reaches_the_receiver_once(stack, compa
         assert secret not in stack.log(log)
 
 
+@pytest.fixture
+def bare_ping(stack):
+    stack.mamo.update_settings(webhook_ping_authorization=False)
+    yield
+    stack.mamo.update_settings(webhook_ping_authorization=True)
+
+
+def test_registration_works_when_mamos_ping_carries_no_authorization(stack, company_factory, bare_ping):
+    cid, key, _ = company_factory()
+    answer = register(stack, stack.browser_session("editor"), cid)
+    assert answer.status_code == 303 and "notice=webhook_registered" in answer.headers["Location"], answer.text[:800]
+    [hook] = registered(stack, key)
+    assert company(stack, cid).mamo_webhook_id == hook["id"]
+    assert events(stack, cid) == [], "a ping is answered, never recorded"
+
+
 def test_registering_again_replaces_the_earlier_webhook(stack, company_factory):
     cid, key, _ = company_factory()
     editor = stack.browser_session("editor")

@@ -61,8 +61,20 @@ def test_a_ping_is_answered(stack, hooked):
                          ids=["missing", "empty", "wrong", "other-scheme"])
 def test_a_delivery_without_the_companys_secret_is_refused(stack, hooked, authorization):
     cid, _, _ = hooked
-    answer = deliver(stack, cid, {"ping": "pong"}, authorization)
+    answer = deliver(stack, cid, {"id": "MPB-CHRG-X1", "event_type": "charge.refunded", "refund_amount": 5},
+                     authorization)
     assert answer.status_code == 401
+    assert events(stack, cid) == []
+
+
+def test_the_registration_ping_is_answered_without_the_header_but_not_with_a_wrong_one(stack, hooked):
+    """Mamo may or may not send the auth_header with its registration ping (undocumented)."""
+    cid, _, _ = hooked
+    bare = requests.post(f"{stack.url}/mamo-webhooks/{cid}", data=b'{"ping": "pong"}', timeout=30,
+                         headers={"Content-Type": "application/json"})
+    assert bare.status_code == 200 and bare.json() == {"ping": "pong"}
+    assert deliver(stack, cid, {"ping": "pong"}, "wrong-secret-of-the-same-size-xxxxxxxxxx").status_code == 401
+    assert events(stack, cid) == []
 
 
 def test_a_company_without_a_secret_or_unknown_refuses_everything(stack, company_factory):
