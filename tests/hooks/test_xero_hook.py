@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -584,6 +585,21 @@ def test_a_short_minute_limit_is_waited_out(sandbox, hook):
     assert time.monotonic() - started >= 1
     assert [r["status"] for r in sandbox.log("/ManualJournals")] == [429, 200]
     assert len(sandbox.journals()) == 1
+
+
+def test_calls_slow_down_as_the_minute_allowance_runs_out(sandbox, store, monkeypatch):
+    """Xero says what is left of the tenant's minute on every answer; below ``minute_reserve`` the hook
+    waits (reserve − remaining) s before the next call rather than spend one on a 429."""
+    connection = json.loads(os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"])
+    connection["extra"]["minute_reserve"] = 3
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+    sandbox.settings(limit_per_minute=6)
+    hook = XeroHook(xero_conn_id=CONN_ID, token_store=store, tenant_id=TENANT)
+    started = time.monotonic()
+    for _ in range(5):  # remaining after each: 5, 4, 3, 2, 1 -> pauses 0, 0, 0, 1, 2
+        hook.get_settings()
+    assert 3 <= time.monotonic() - started < 10
+    assert [r["status"] for r in sandbox.log("/Organisation")] == [200] * 5
 
 
 def test_a_long_minute_wait_raises_rate_limited(sandbox, hook):

@@ -167,6 +167,7 @@ class XeroHook(OAuthLedgerHook):
             max_rate_limit_wait=float(extra("max_rate_limit_wait", 60.0)),
             max_attempts=int(extra("max_attempts", 5)),
             backoff=float(extra("backoff", 1.0)),
+            minute_reserve=int(extra("minute_reserve", 5)),
         )
 
     # --- what OAuthLedgerHook asks of a ledger --------------------------------------------------------
@@ -188,6 +189,18 @@ class XeroHook(OAuthLedgerHook):
 
     def _retry_after(self, response: requests.Response) -> float | None:
         return float(response.headers.get("Retry-After") or 60)
+
+    def _pace(self, response: requests.Response) -> float:
+        """Seconds to wait before the next call: Xero allows 60 calls a minute per tenant and says on every
+        answer how many are left (``X-MinLimit-Remaining``); slowing down as that nears 0 spreads a
+        backfill's calls over the minute instead of spending a call (and a ``Retry-After``) on a 429.
+        Posts to one tenant are serialised (``ledger_limits.tenant_lock``), so the pause holds the next
+        post back too."""
+        try:
+            remaining = int(response.headers.get("X-MinLimit-Remaining", ""))
+        except ValueError:
+            return 0.0
+        return float(max(0, self.params.minute_reserve - remaining))
 
     def _rate_limit_problem(self, response: requests.Response) -> str:
         return response.headers.get("X-Rate-Limit-Problem") or "Unknown"

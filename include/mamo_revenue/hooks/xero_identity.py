@@ -54,6 +54,9 @@ class XeroParams:
     max_rate_limit_wait: float = 60.0  # longest Retry-After the hook sleeps through
     max_attempts: int = 5  # per call, for timeouts, 5xx and short 429s
     backoff: float = 1.0  # first wait between attempts (exponential, with jitter)
+    #: Pace calls when Xero's minute allowance for the tenant runs low: with ``X-MinLimit-Remaining``
+    #: below this, wait (this − remaining) seconds before the next call instead of meeting a 429.
+    minute_reserve: int = 5
 
 
 def post_token_endpoint(params: XeroParams, data: dict, session: requests.Session | None = None) -> dict:
