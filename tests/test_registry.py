@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 import sqlalchemy as sa
+from worldkit import empty_product_db
 
 from mamo_revenue.db import repository as repo
 from mamo_revenue.db.session import session_scope
@@ -15,10 +16,8 @@ from mamo_revenue.registry import export_registry
 
 @pytest.fixture
 def engine(product_db):
+    empty_product_db(product_db)
     with session_scope(product_db) as session:
-        for table in ("sync_records", "revenue_events", "charge_snapshots", "gl_mappings", "ledger_connections",
-                      "companies"):
-            session.execute(sa.text(f"DELETE FROM {table}"))
         repo.upsert_company(session, "zeta", name="Zeta LLC", first_period=date(2026, 11, 1), frequency="weekly")
         repo.upsert_company(session, "alpha", name="Alpha LLC", first_period=date(2026, 11, 2), status="paused")
     return product_db

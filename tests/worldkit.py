@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from mamo_revenue.db import repository as repo
 from mamo_revenue.db.session import dispose_engines, engine_for_url, session_scope, upgrade
@@ -61,6 +60,15 @@ class World:
 
 
 
+def empty_product_db(engine) -> None:
+    """Delete every row of every product table, children before parents (whatever tables a migration adds)."""
+    from mamo_revenue.db.models import Base
+
+    with session_scope(engine) as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(table.delete())
+
+
 @pytest.fixture(scope="session")
 def product_db(pg_url):
     engine = engine_for_url(pg_url)
@@ -87,10 +95,7 @@ def world(product_db, pg_url, monkeypatch):
     }
     for name, value in connections.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{name}", json.dumps(value))
-    with session_scope(product_db) as session:  # every test starts from an empty product DB
-        for table in ("sync_records", "revenue_events", "charge_snapshots", "gl_mappings",
-                      "ledger_connections", "mamo_webhook_events", "companies"):
-            session.execute(sa.text(f"DELETE FROM {table}"))
+    empty_product_db(product_db)  # every test starts from an empty product DB
     yield World(product_db, mamo_state, mamo_url, xero_state, xero_url)
     for server in servers:
         server.stop()
