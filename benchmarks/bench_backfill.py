@@ -1,7 +1,7 @@
 """A 365-day backfill of one company on the production-shaped setup: wall time and ledger calls per period.
 
 The stack of the production-shaped test (tests/operations/stack.py): a fresh PostgreSQL metadata DB, the
-scheduler (LocalExecutor, parallelism 4), dag-processor and api-server as real processes, the sandboxes in
+scheduler (LocalExecutor, parallelism 8), dag-processor and api-server as real processes, the sandboxes in
 a process of their own (the Mamo demo business with ``--charges`` spread over the year), one company on
 the Xero sandbox with Xero's real limits (60 calls a minute, 5,000 a day per tenant). Timed: from
 ``mamo-revenue backfill --from … --to … --company bench`` to the last run finished (start-up excluded).
@@ -86,8 +86,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--charges-per-day", type=float, default=3.0)
-    parser.add_argument("--max-active-runs", type=int, default=4)
-    parser.add_argument("--parallelism", type=int, default=4)
+    parser.add_argument("--max-active-runs", type=int, default=8)
+    parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--baseline-days", type=int, default=14, help="0 skips the baseline")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this file as JSON")
     args = parser.parse_args()

@@ -48,10 +48,11 @@ from mamo_revenue.errors import MamoRevenueError
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 REPROCESS = ("none", "failed", "completed")
-#: Periods of one company running at once. Each run's extract reads Mamo and its post holds the
-#: tenant lock briefly, so a few at a time keep the ledger under its concurrency limit and the
-#: periods roughly in order (a refund is recognised by the first run that sees it).
-DEFAULT_MAX_ACTIVE_RUNS = 4
+#: Periods of one company running at once. A period spends most of its time waiting for the scheduler
+#: between its four tasks, so eight at a time keep a 2-core machine busy (docs/benchmarks.md); the
+#: extracts share the ``mamo_api`` pool, posts to one ledger organisation take turns (the tenant lock),
+#: and the periods still finish roughly in order (a refund is recognised by the first run that sees it).
+DEFAULT_MAX_ACTIVE_RUNS = 8
 #: Seconds for the scheduler's current loop to finish after a DAG is paused (its loop takes about 1 s).
 CATCH_UP_SETTLE = 3.0
 

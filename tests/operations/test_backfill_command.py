@@ -106,7 +106,7 @@ class Co:
 
 
 @pytest.mark.parametrize(("plan", "ok", "says"), [
-    ({}, True, "backfill #7: 3 run(s), at most 4 at a time"),
+    ({}, True, "backfill #7: 3 run(s), at most 8 at a time"),
     ({"dry": {"backfills": [], "total_entries": 0}}, True, "nothing to run"),
     ({"status": 409, "created": {"detail": "There is already a running backfill for dag mamo_sync_c"}}, False,
      "already running"),
@@ -122,7 +122,7 @@ def test_what_the_command_says_for_each_answer(airflow_api, plan, ok, says):
     path, body, _ = airflow_api.calls[1]
     assert path == "/api/v2/backfills/dry_run"
     assert body == {"dag_id": "mamo_sync_c", "from_date": "2026-10-01T00:00:00+04:00",
-                    "to_date": "2026-10-03T00:00:00+04:00", "reprocess_behavior": "none", "max_active_runs": 4,
+                    "to_date": "2026-10-03T00:00:00+04:00", "reprocess_behavior": "none", "max_active_runs": 8,
                     "run_backwards": False}
 
 
