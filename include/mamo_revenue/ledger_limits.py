@@ -268,3 +268,14 @@ def ledger_facts(ledger, cache=None, *, ttl: timedelta | None = None, now: datet
         except Exception as exc:
             log.warning("Could not cache the ledger facts (%s); the next run reads the ledger.", type(exc).__name__)
     return facts
+
+
+def forget_ledger_facts(ledger, cache) -> None:
+    """Drop the tenant's cached facts: the ledger refused a journal they let through (an account archived
+    or a lock date moved within the window), so the next validation reads the ledger and says why."""
+    if cache is None:
+        return
+    try:
+        cache.set(facts_key(ledger.platform, getattr(ledger, "tenant_id", None) or "?"), "")
+    except Exception as exc:
+        log.warning("Could not drop the cached ledger facts (%s); they expire by themselves.", type(exc).__name__)

@@ -277,12 +277,16 @@ def validate_step(company_id: str, built: dict, info: RunInfo, *, engine=None, l
     return {**built, "state": "validated"}
 
 
-def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, ledger=None) -> dict:
-    """Post once. A journal already in the ledger under this reference is recorded, not re-posted."""
+def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, ledger=None,
+              facts_cache=None) -> dict:
+    """Post once. A journal already in the ledger under this reference is recorded, not re-posted.
+
+    When the ledger refuses the journal as invalid, the tenant's cached facts (``facts_cache``, which
+    validate trusted) are dropped, so the next validation reads the ledger and names the problem."""
     from mamo_revenue.db import repository as repo
     from mamo_revenue.db.session import session_scope
     from mamo_revenue.hooks.ledger import JournalRequest
-    from mamo_revenue.ledger_limits import tenant_lock
+    from mamo_revenue.ledger_limits import forget_ledger_facts, tenant_lock
 
     if validated["state"] != "validated":
         return validated
@@ -308,10 +312,14 @@ def post_step(company_id: str, validated: dict, info: RunInfo, *, engine=None, l
                 # A journal voided in the ledger (a re-sync) is replaced under the same reference; the
                 # idempotency key names the voided one, so a retry of this post is still recognised.
                 key = journal.reference if existing is None else f"{journal.reference}:{existing.ledger_id}"
-                posted = ledger.post_journal(
-                    JournalRequest(reference=journal.reference, journal_date=journal.journal_date,
-                                   narration=journal.narration, lines=lines),
-                    idempotency_key=key)
+                try:
+                    posted = ledger.post_journal(
+                        JournalRequest(reference=journal.reference, journal_date=journal.journal_date,
+                                       narration=journal.narration, lines=lines),
+                        idempotency_key=key)
+                except errors.LedgerValidationError:
+                    forget_ledger_facts(ledger, facts_cache)
+                    raise
                 how = "posted" if existing is None else f"posted again (journal {existing.ledger_id} is {existing.status})"
         with session_scope(engine) as session:
             repo.mark_posted(session, company_id, period.key, ledger_journal_id=posted.ledger_id,
@@ -355,10 +363,10 @@ def run_step(step: str, company_id: str, context) -> dict:
     if step == "extract":
         return extract_step(company_id, info)
     previous = context["ti"].xcom_pull(task_ids=PREVIOUS_STEP[step])
-    if step == "validate":
+    if step in ("validate", "post"):
         from mamo_revenue.ledger_limits import VariableFactsCache
 
-        return validate_step(company_id, previous, info, facts_cache=VariableFactsCache())
+        return STEPS[step](company_id, previous, info, facts_cache=VariableFactsCache())
     return STEPS[step](company_id, previous, info)
 
 

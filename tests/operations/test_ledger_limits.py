@@ -234,3 +234,23 @@ def test_a_journal_the_cached_facts_refuse_is_checked_against_fresh_ones(world, 
     validated = sync.validate_step("acme", built, info, facts_cache=cache)
     assert validated["state"] == "validated"
     assert all(a["active"] for a in json.loads(cache[key])["accounts"] if a["code"] == "4000"), "refreshed"
+
+
+def test_a_journal_the_ledger_refuses_drops_the_cached_facts(world, acme):
+    """An account archived within the cache's window: validate lets the journal through on the cached
+    chart, Xero refuses it at the PUT, and the next validation reads the chart afresh and says why."""
+    world.add_charges(golden_charges(1))
+    info = RunInfo(run_id="manual__refused", explicit_period="2026-11-20")
+    built = sync.build_step("acme", sync.extract_step("acme", info), info)
+    cache = MemoryCache()
+    validated = sync.validate_step("acme", built, info, facts_cache=cache)  # fills the cache
+    requests.patch(f"{world.xero_url}/_sandbox/organisations/a3f1c6de-5b2e-4d8a-9c71-2f0e8b4d6a10/accounts/4000", json={"Status": "ARCHIVED"},
+                   timeout=10).raise_for_status()
+    assert sync.validate_step("acme", built, info, facts_cache=cache)["state"] == "validated", "cached: let through"
+    with pytest.raises(errors.LedgerValidationError):
+        sync.post_step("acme", validated, info, facts_cache=cache)
+    [key] = cache
+    assert cache[key] == "", "the facts that let it through are dropped"
+    with pytest.raises(errors.JournalValidationError, match="4000"):
+        sync.validate_step("acme", built, info, facts_cache=cache)
+    assert world.journals() == []
