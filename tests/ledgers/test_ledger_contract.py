@@ -13,7 +13,7 @@ from collections import Counter
 from datetime import date
 
 import pytest
-from conftest import NeutralJournal
+from ledger_drivers import NeutralJournal
 
 from mamo_revenue.errors import (
     LedgerAccountError,
