@@ -145,14 +145,16 @@ class Outcome:
     runs: int = 0
 
 
-def _detail(answer: requests.Response) -> str:
+def error_detail(answer: requests.Response) -> str:
+    """What Airflow's REST API said went wrong (``detail``; FastAPI's validation errors joined)."""
     try:
-        detail = answer.json().get("detail")
+        body = answer.json()
     except ValueError:
         return answer.text[:300]
+    detail = body.get("detail") if isinstance(body, dict) else body
     if isinstance(detail, list):
-        return "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
-    return str(detail)
+        detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+    return str(detail)[:300]
 
 
 def backfill_company(api: AirflowApi, company, first: date, last: date, *, reprocess: str = "none",
@@ -167,7 +169,7 @@ def backfill_company(api: AirflowApi, company, first: date, last: date, *, repro
         if closed else ""
     preview = api.backfill(dag_id, span, reprocess=reprocess, max_active_runs=max_active_runs, dry_run=True)
     if preview.status_code != 200:
-        return Outcome(company.id, dag_id, False, f"refused: {_detail(preview)} (HTTP {preview.status_code})")
+        return Outcome(company.id, dag_id, False, f"refused: {error_detail(preview)} (HTTP {preview.status_code})")
     runs = int(preview.json().get("total_entries", 0))
     if runs == 0:
         return Outcome(company.id, dag_id, True, f"nothing to run: every period of the range already has a run "
@@ -193,7 +195,7 @@ def backfill_company(api: AirflowApi, company, first: date, last: date, *, repro
         return Outcome(company.id, dag_id, False, f"a backfill is already running for {dag_id}: wait for it, or "
                        "cancel it in the UI (Browse > Backfills)")
     if answer.status_code not in (200, 201):
-        return Outcome(company.id, dag_id, False, f"refused: {_detail(answer)} (HTTP {answer.status_code})")
+        return Outcome(company.id, dag_id, False, f"refused: {error_detail(answer)} (HTTP {answer.status_code})")
     backfill_id = int(answer.json()["id"])
     return Outcome(company.id, dag_id, True, f"backfill #{backfill_id}: {runs} run(s), at most {max_active_runs} at "
                    f"a time{already}", backfill_id=backfill_id, runs=runs)
@@ -243,7 +245,9 @@ def run(engine, api: AirflowApi, *, first: date, last: date, companies: list, re
             outcome = backfill_company(api, company, first, last, reprocess=reprocess, dry_run=dry_run,
                                        max_active_runs=max_active_runs, closed=closed)
         except BackfillError as exc:
-            outcome = Outcome(company.id, f"mamo_sync_{company.id}", False, exc.args[0])
+            from mamo_revenue.dag_factory import dag_id_for
+
+            outcome = Outcome(company.id, dag_id_for(company.id), False, exc.args[0])
         outcomes.append(outcome)
         out(f"  {'✓' if outcome.ok else '✗'} {outcome.company:<20} {outcome.dag_id:<32} {outcome.text}")
     if not dry_run and any(o.backfill_id for o in outcomes):

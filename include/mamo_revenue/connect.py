@@ -231,9 +231,19 @@ def exchange(engine, pending: PendingConsent, callback_url: str) -> Consent:
     return Consent(exchanged, organisations)
 
 
-def store(engine, pending: PendingConsent, consent: Consent, organisation: dict) -> str:
+@dataclass(frozen=True)
+class Stored:
+    name: str  # the organisation's
+    resumed: bool  # a disconnected company that is mapped: it syncs again (its DAG needs unpausing)
+
+
+def store(engine, pending: PendingConsent, consent: Consent, organisation: dict, *, user: str = "cli") -> Stored:
     """Save the consent's grant for ``organisation`` (one of ``consent.organisations``), encrypted; the
-    company now posts to that ledger. Returns the organisation's name."""
+    company now posts to that ledger.
+
+    In the same transaction: when another organisation (or ledger) replaces the one connected before,
+    the mapping, which names the old chart's accounts, is cleared and the company paused until it is
+    mapped again; a disconnected company becomes active again if it is mapped, else paused."""
     if organisation not in consent.organisations:
         raise errors.MamoRevenueError("that organisation is not one this consent covers",
                                       guidance="Pick one of the organisations ticked on the consent page.")
@@ -244,17 +254,31 @@ def store(engine, pending: PendingConsent, consent: Consent, organisation: dict)
     stored = _live_refresh_token(engine, company.id, pending.platform)
     tokens = connector.token_set(params, consent.exchanged, organisation["id"], stored_refresh=stored)
     with session_scope(engine) as session:
+        before = repo.get_ledger_connection(session, company.id)
+        moved = before is not None and (before.platform, before.tenant_id) != (pending.platform, organisation["id"])
         if (company.ledger_platform, company.ledger_conn_id) != (pending.platform, conn_id):
             repo.upsert_company(session, company.id, ledger_platform=pending.platform, ledger_conn_id=conn_id)
         repo.connect_ledger(session, company.id, platform=pending.platform, cipher=load_cipher(),
                             tenant_name=organisation["name"], tokens=tokens)
-    return organisation["name"]
+        mapped = bool(repo.get_mappings(session, company.id))
+        if moved and mapped:
+            repo.set_mappings(session, company.id, {}, replace=True)
+            mapped = False
+            if company.status == "active":
+                repo.set_company_status(session, company.id, "paused")
+            repo.record_activity(session, company.id, user=user, action="settings",
+                                 detail="Another organisation was connected: the mapping was cleared and syncing "
+                                        "paused until the accounts are mapped again")
+        resumed = company.status == "disconnected" and mapped
+        if company.status == "disconnected":  # reconnected: sync again if it is mapped, else after mapping
+            repo.set_company_status(session, company.id, "active" if resumed else "paused")
+    return Stored(organisation["name"], resumed)
 
 
 def finish(engine, pending: PendingConsent, callback_url: str, *, tenant_name: str | None = None) -> str:
     """Exchange the callback's code, choose the organisation, store the grant; returns its name."""
     consent = exchange(engine, pending, callback_url)
-    return store(engine, pending, consent, choose_tenant(consent.organisations, tenant_name))
+    return store(engine, pending, consent, choose_tenant(consent.organisations, tenant_name)).name
 
 
 def disconnect(engine, company_id: str) -> tuple[bool, str | None]:

@@ -211,13 +211,13 @@ def refunds_as_of(charges: pd.DataFrame, announcements: pd.DataFrame, cutoff) ->
     late = (received >= cutoff).to_numpy()
     if not late.any():
         return charges
-    first_late = pd.Series(cumulative[late]).groupby(ids[late]).min()
-    last_early = pd.Series(cumulative[~late]).groupby(ids[~late]).max()
+    first_late = pd.Series(cumulative[late], dtype="Int64").groupby(ids[late]).min()  # Int64: reindex keeps ints
+    last_early = pd.Series(cumulative[~late], dtype="Int64").groupby(ids[~late]).max()
     index = pd.Index(charges["charge_id"].to_numpy(dtype=object), dtype=object)
-    late_min = first_late.reindex(index).to_numpy(dtype="float64")  # NaN: no late announcement
+    late_min = first_late.reindex(index).fillna(_INT64_MAX).to_numpy(dtype="int64")  # max: no late announcement
     early_max = last_early.reindex(index).fillna(0).to_numpy(dtype="int64")
     refund = charges["refund_minor"].to_numpy(dtype="int64")
-    held = ~np.isnan(late_min) & (refund >= np.nan_to_num(late_min, nan=np.inf))
+    held = refund >= late_min
     if not held.any():
         return charges
     recorded = charges["refund_recorded_minor"].to_numpy(dtype="int64")

@@ -54,8 +54,14 @@ TENANT_LOCK_WAIT = timedelta(minutes=5)
 DEFAULT_LIMIT_WAIT = timedelta(hours=1)
 #: Slack added to the ledger's ``Retry-After``, so the first call after the pause is past the reset.
 LIMIT_MARGIN = timedelta(seconds=5)
-#: How long validate trusts the cached chart and settings; ``MAMO_REVENUE_LEDGER_FACTS_TTL`` (s), 0 = off.
-LEDGER_FACTS_TTL = timedelta(seconds=float(os.environ.get("MAMO_REVENUE_LEDGER_FACTS_TTL", "600")))
+#: How long validate trusts the cached chart and settings (s), unless ``MAMO_REVENUE_LEDGER_FACTS_TTL`` says
+#: otherwise (0 = off); read when used, not at import (this module is imported while DAGs are parsed).
+LEDGER_FACTS_TTL = timedelta(minutes=10)
+
+
+def facts_ttl() -> timedelta:
+    configured = os.environ.get("MAMO_REVENUE_LEDGER_FACTS_TTL")
+    return LEDGER_FACTS_TTL if configured is None else timedelta(seconds=float(configured))
 
 
 class LedgerTenantBusy(PeriodBusy):
@@ -235,7 +241,7 @@ def ledger_facts(ledger, cache=None, *, ttl: timedelta | None = None, now: datet
     ``refresh``), else read (two calls) and stored. A cache that fails is skipped, never an error."""
     from mamo_revenue.hooks.ledger import LedgerAccount, LedgerSettings
 
-    ttl = LEDGER_FACTS_TTL if ttl is None else ttl
+    ttl = facts_ttl() if ttl is None else ttl
     now = now or datetime.now(UTC)
     key = facts_key(ledger.platform, getattr(ledger, "tenant_id", None) or "?") if cache is not None else None
     if key is not None and ttl > timedelta(0) and not refresh:

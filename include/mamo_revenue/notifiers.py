@@ -76,8 +76,9 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     organisations, dates); removes bearer tokens, secret-named fields' values, JWTs, prefixed API
     keys, URL passwords and opaque strings of 32+ characters mixing letters and digits.
     """
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, "***")
+    from mamo_revenue.airflow_settings import redact as strip_secrets
+
+    text = strip_secrets(text, [s for s in secrets if s and len(s) >= 4])
     try:  # what Airflow masks in this process: connection passwords and sensitive values it served
         from airflow.sdk._shared.secrets_masker import redact as airflow_redact
 

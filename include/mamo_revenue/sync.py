@@ -124,8 +124,8 @@ def recording_failure(engine, company_id: str, period: Period, step: str, run_id
 
     try:
         yield
-    except errors.PeriodBusy:
-        raise  # another run owns the record; leave it alone
+    except (errors.PeriodBusy, errors.LedgerRateLimited):
+        raise  # another run owns the record, or the task pauses until the ledger's limit resets
     except Exception as exc:
         guidance = getattr(exc, "guidance", errors.MamoRevenueError.guidance)
         message = exc.args[0] if isinstance(exc, errors.MamoRevenueError) else str(exc)
@@ -368,16 +368,6 @@ def run_step(step: str, company_id: str, context) -> dict:
 
         return STEPS[step](company_id, previous, info, facts_cache=VariableFactsCache())
     return STEPS[step](company_id, previous, info)
-
-
-def describe_failure(context) -> str:
-    """One line for the task log (and later the alert): company, run, step, error class, guidance."""
-    ti = context.get("ti")
-    exc = context.get("exception")
-    guidance = getattr(exc, "guidance", "Read the task log above.")
-    return (f"Mamo revenue sync failed: DAG {getattr(ti, 'dag_id', '?')}, run {context.get('run_id')}, "
-            f"step {getattr(ti, 'task_id', '?')}: {type(exc).__name__ if exc else 'error'}. "
-            f"What to do: {guidance}")
 
 
 # --- journal (de)serialisation and the finance-readable table ----------------------------------

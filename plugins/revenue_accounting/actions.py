@@ -20,6 +20,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from mamo_revenue import backfill as backfills
 from mamo_revenue import errors
 from mamo_revenue.dag_factory import dag_id_for
 from mamo_revenue.db import repository as repo
@@ -433,20 +434,25 @@ def backfill(request: Request, company_id: str, _: Runner, from_date: str = Form
         first, last = _period(company, from_date), _period(company, to_date)
     if last.first_day < first.first_day:
         raise HTTPException(422, "The backfill ends before it starts.")
-    zone = ZoneInfo(company.timezone)
-    # Backfill runs are scheduled runs: their logical date is the start of each period, in the company's zone.
-    start = datetime.combine(first.first_day, datetime.min.time(), zone)
-    end = datetime.combine(last.first_day, datetime.min.time(), zone)
-    api = _api(request)
+    token = user_token(request)
+    if not token:  # never fall back to the command line's credentials: Airflow must see this user
+        raise HTTPException(401, "No Airflow login on this request. Log in to Airflow again.")
     try:
         _unpause(request, company_id)
-        created = api.backfill(dag_id_for(company_id), start, end)
     except AirflowApiError as exc:
         raise _fail(exc) from None
+    # The same backfill as `mamo-revenue backfill` (catch-up guard included), as this user, one period at a time.
+    try:
+        outcome = backfills.backfill_company(backfills.AirflowApi(airflow_api_base(request), token=token), company,
+                                             first.first_day, last.last_day, reprocess="failed", max_active_runs=1)
+    except backfills.BackfillError as exc:
+        raise HTTPException(502, f"{exc.args[0]}. {exc.guidance}") from None
+    if not outcome.ok:
+        raise HTTPException(409, outcome.text)
     with session_scope(engine()) as session:
         repo.record_activity(session, company_id, user=_user(request), action="backfill",
                              period_label=f"{first.label}..{last.label}"[:32],
-                             detail=f"Backfill {created.get('id', '')} of {first.label} to {last.label} created")
+                             detail=f"Backfill of {first.label} to {last.label}: {outcome.text}"[:500])
     return back_to(request, f"/companies/{company_id}", "backfill")
 
 

@@ -7,9 +7,10 @@ them. The token is sent only to Airflow's API and is never rendered, stored or l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import requests
+
+from mamo_revenue.backfill import error_detail
 
 TIMEOUT = 20
 
@@ -39,7 +40,7 @@ class AirflowApi:
                                   "Check that the Airflow API server is reachable, then try again.") from None
         if response.status_code < 300:
             return response.json() if response.content else {}
-        detail = _detail(response)
+        detail = error_detail(response)
         status = response.status_code
         if status == 404:
             raise AirflowApiError(
@@ -65,24 +66,7 @@ class AirflowApi:
         return self._call("POST", f"/dags/{dag_id}/dagRuns", what=f"starting a run of {period}",
                           json={"logical_date": None, "conf": {"period": period}, "note": note})
 
-    def backfill(self, dag_id: str, from_date: datetime, to_date: datetime) -> dict:
-        """Runs for every scheduled period from ``from_date`` to ``to_date`` (both inclusive), oldest
-        first, one at a time; failed periods are redone, completed ones are left alone."""
-        return self._call("POST", "/backfills", what="creating the backfill", json={
-            "dag_id": dag_id, "from_date": from_date.isoformat(), "to_date": to_date.isoformat(),
-            "run_backwards": False, "dag_run_conf": {}, "reprocess_behavior": "failed", "max_active_runs": 1})
-
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self._call("PATCH", f"/dags/{dag_id}?update_mask=is_paused", json={"is_paused": paused},
                    what="pausing the DAG" if paused else "resuming the DAG")
 
-
-def _detail(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    detail = body.get("detail") if isinstance(body, dict) else body
-    if isinstance(detail, list):  # FastAPI validation errors
-        detail = "; ".join(str(d.get("msg", d)) for d in detail)
-    return str(detail)[:300]

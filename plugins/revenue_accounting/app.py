@@ -47,7 +47,9 @@ def create_app() -> FastAPI:
         if exc.status_code == 401 and request.method == "GET":
             from airflow.api_fastapi.app import get_auth_manager
 
-            target = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
+            target = str(request.url.path)
+            if request.url.query and not target.endswith("/oauth/callback"):
+                target += f"?{request.url.query}"  # a callback's code and state never travel on (nor reach a log)
             login = get_auth_manager().get_url_login()
             return RedirectResponse(f"{login}?next={quote(target, safe='')}", 303)
         titles = {401: "Please log in to Airflow", 403: "Not allowed", 404: "Not found", 409: "Not possible now",

@@ -130,33 +130,16 @@ def oauth_choose(request: Request, _: Editor, choice: str = Form(""), organisati
 def _finish(request: Request, product, pending, consent, organisation) -> RedirectResponse:
     user = request.state.ra_user
     ledger = LEDGERS.get(pending.platform, pending.platform)
-    with session_scope(product, read_only=True) as session:
-        before = repo.get_ledger_connection(session, pending.company_id)
-        before = (before.platform, before.tenant_id) if before is not None else None
     try:
-        name = connect.store(product, pending, consent, organisation)
+        stored = connect.store(product, pending, consent, organisation, user=user.get_name())
     except errors.MamoRevenueError as exc:
         _log(pending.company_id, user, "connect_failed", f"{ledger}: {exc.args[0]}")
         return _problem(request, pending.company_id, pending.platform, exc.args[0], exc.guidance, 502)
     with session_scope(product) as session:
-        company = load(session, pending.company_id)
-        moved = before is not None and before != (pending.platform, organisation["id"])
-        if moved and repo.get_mappings(session, company.id):
-            # The mapping names accounts of the other organisation's chart: map again before syncing.
-            repo.set_mappings(session, company.id, {}, replace=True)
-            if company.status == "active":
-                repo.set_company_status(session, company.id, "paused")
-            repo.record_activity(session, company.id, user=user.get_name(), action="settings",
-                                 detail="Another organisation was connected: the mapping was cleared and syncing "
-                                        "paused until the accounts are mapped again")
-        resumed = False
-        if company.status == "disconnected":  # reconnected: sync again if it is mapped, else after mapping
-            resumed = bool(repo.get_mappings(session, company.id))
-            repo.set_company_status(session, company.id, "active" if resumed else "paused")
-        repo.record_activity(session, company.id, user=user.get_name(), action="connected",
-                             detail=f"Connected to {ledger} organisation {name!r}")
+        repo.record_activity(session, pending.company_id, user=user.get_name(), action="connected",
+                             detail=f"Connected to {ledger} organisation {stored.name!r}")
     export_registry(product)
-    if resumed:
+    if stored.resumed:
         from .actions import _unpause
 
         _unpause(request, pending.company_id, wait=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -27,7 +26,7 @@ from .context import (
     page,
     vat_policy,
 )
-from .security import AIRFLOW_URL_ENV, WEBHOOK_PREFIX, Editor, Runner, airflow_root
+from .security import WEBHOOK_PREFIX, Editor, Runner, airflow_api_base
 
 router = APIRouter()
 
@@ -66,9 +65,7 @@ def last_complete_period(company) -> Period:
 
 
 def webhook_url(request: Request, company_id: str) -> str:
-    public = os.environ.get(AIRFLOW_URL_ENV)
-    origin = public.rstrip("/") if public else f"{request.url.scheme}://{request.url.netloc}{airflow_root()}"
-    return f"{origin}{WEBHOOK_PREFIX}/{company_id}"
+    return f"{airflow_api_base(request)}{WEBHOOK_PREFIX}/{company_id}"
 
 
 @router.get("/companies/new", name="new_company")

@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from .common import Clock
+from .common import Clock, dumps
 from .mamo_data import DUBAI
 from .mamo_settings import MamoSettings
 from .mamo_state import MamoSandbox, RefundRefused, Reply, SandboxError, json_bytes
@@ -174,7 +174,8 @@ def create_app(state: MamoSandbox | None = None) -> FastAPI:
     async def webhook_deliveries(wait: float = 0) -> Response:
         """Every delivery attempt, oldest first; ``wait`` (seconds): first wait until none is queued."""
         idle = await run_in_threadpool(sandbox.deliverer.wait_idle, min(max(wait, 0), 60)) if wait else None
-        return admin(200, {"idle": idle, "attempts": sandbox.deliverer.attempts()})
+        body = dumps({"idle": idle, "attempts": sandbox.deliverer.attempts()})  # amounts exactly as delivered
+        return Response(body, status_code=200, media_type="application/json")
 
     @app.get(ADMIN_PREFIX + "/clock")
     async def get_clock() -> Response:

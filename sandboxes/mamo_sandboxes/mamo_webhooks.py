@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 USER_AGENT = "Faraday v1.10.4"
@@ -219,7 +220,7 @@ class Deliverer:
                 self._attempts.append({
                     "attempt": number, "webhook_id": delivery.webhook_id, "url": delivery.url,
                     "event_type": delivery.event_type, "charge_id": delivery.charge_id, "dropped": dropped,
-                    "status": status, "error": error, "body": json.loads(delivery.body),
+                    "status": status, "error": error, "body": json.loads(delivery.body, parse_float=Decimal),
                     "at": datetime.now(UTC).isoformat(),
                 })  # fmt: skip
         with self._lock:

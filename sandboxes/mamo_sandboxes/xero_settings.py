@@ -57,7 +57,8 @@ class XeroSettings(SandboxSettings):
     limit_per_day: int = 5000
     limit_app_per_minute: int = 10000
     require_json_accept: bool = True  # real Xero may answer XML without Accept: application/json
-    validate_requests: bool = True
+    # Check request bodies against Xero's spec: on when the spec is there (so the setting says what happens)
+    validate_requests: bool = field(default_factory=lambda: os.path.isfile(DEFAULT_SPEC_PATH))
     spec_path: str = DEFAULT_SPEC_PATH
     faults: list = field(default_factory=list)
 

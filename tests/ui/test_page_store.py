@@ -3,12 +3,10 @@ webhook events stored once, re-sync reopening a period, latest outcomes, secrets
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from mamo_revenue.db import oauth_states
 from mamo_revenue.db import repository as repo
@@ -27,29 +25,13 @@ from mamo_revenue.hooks.tokens import TokenSet
 from mamo_revenue.periods import Period
 
 CIPHER = TokenCipher("page store tests only")
-PG_ADMIN_URL = os.environ.get("MAMO_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg_engine():
-    name = f"mamo_store_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine = engine_for_url(sa.make_url(PG_ADMIN_URL).set(database=name))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def engine(request, tmp_path):
     if request.param == "postgresql":
-        return request.getfixturevalue("pg_engine")
+        return request.getfixturevalue("product_db")  # the session's PostgreSQL product DB (worldkit)
     engine = engine_for_url(f"sqlite:///{tmp_path / 'product.db'}")
     upgrade(engine)
     return engine

@@ -65,6 +65,9 @@ def mamo_hook_for(company: Any, *, cipher: TokenCipher | None = None, **hook_kwa
         from mamo_revenue.db.crypto import load_cipher
 
         key = mamo_api_key(company, cipher or load_cipher())
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(key)  # Airflow's log masker now hides it wherever it would appear
     return MamoHook(mamo_conn_id=company.mamo_conn_id, api_key=key, **hook_kwargs)
 
 

@@ -177,13 +177,3 @@ def _parked_row(session: Session, choice: str | None, *, user: str, now: datetim
         )
         .execution_options(populate_existing=True)
     ).one_or_none()
-
-
-def mark_completed(session: Session, state: str, *, now: datetime | None = None) -> None:
-    """The consent's grant was stored (no choice was needed)."""
-    session.execute(
-        sa.update(OAuthState)
-        .where(OAuthState.state_hash == digest(state))
-        .values(completed_at=now or utcnow())
-        .execution_options(synchronize_session=False)
-    )

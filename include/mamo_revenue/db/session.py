@@ -248,3 +248,15 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def insert_for(bind: Session | Connection):
+    """The dialect's ``insert`` (it has ``on_conflict_do_*``): PostgreSQL's or SQLite's, the two product DBs."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    name = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"the product DB supports PostgreSQL and SQLite, not {name}")

@@ -24,13 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from mamo_revenue.charges import Charge
 from mamo_revenue.db.models import ChargeSnapshot, EventKind, RevenueEvent, utcnow
-from mamo_revenue.db.session import reader
+from mamo_revenue.db.session import insert_for, reader
 from mamo_revenue.events import (
     CHARGE_STATE_COLUMNS,
     EVENT_COLUMNS,
@@ -53,15 +52,6 @@ Bind = Session | Connection | Engine
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-
-def _insert_for(bind: Session | Connection):
-    name = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
-    if name == "postgresql":
-        return postgresql.insert
-    if name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"the product DB supports PostgreSQL and SQLite, not {name}")
 
 
 def _chunks(rows: Sequence[dict], size: int = CHUNK_ROWS) -> Iterator[Sequence[dict]]:
@@ -173,7 +163,7 @@ _UPDATED_COLUMNS = tuple(c for c in _WRITTEN_COLUMNS if c not in ("company_id", 
 def _upsert_by_insert(
     session: Session | Connection, company_id: str, charges: list[Charge], seen_at: datetime
 ) -> int:
-    insert = _insert_for(session)(_SNAPSHOT_TABLE)
+    insert = insert_for(session)(_SNAPSHOT_TABLE)
     # RETURNING is what lets SQLAlchemy batch an executemany of ON CONFLICT DO UPDATE into
     # multi-row VALUES statements ("insertmanyvalues"); without it a driver may get one row per
     # round trip (SQLAlchemy 2.1, sqlalchemy#13130).
@@ -420,7 +410,7 @@ def record_events(
         return 0
     rows = _event_rows(company_id, events, run_id, recorded_at or utcnow())
     statement = (
-        _insert_for(session)(RevenueEvent.__table__)
+        insert_for(session)(RevenueEvent.__table__)
         .on_conflict_do_nothing(index_elements=["company_id", "event_key"])
         .returning(RevenueEvent.__table__.c.id)
     )

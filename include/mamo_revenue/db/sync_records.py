@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mamo_revenue.db.models import CLOSED_SYNC_STATUSES, SyncRecord, SyncStatus, utcnow
+from mamo_revenue.db.session import insert_for
 from mamo_revenue.errors import MamoRevenueError, PeriodBusy
 from mamo_revenue.periods import Period
 
@@ -104,13 +105,8 @@ def list_sync_records(session: Session, company_id: str | None = None, limit: in
 
 def _ensure_record(session: Session, company_id: str, period: Period, reference: str, now: datetime) -> None:
     """Insert the pending record if missing; a concurrent insert of the same key is a no-op."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     session.execute(
-        insert(SyncRecord.__table__)
+        insert_for(session)(SyncRecord.__table__)
         .values(
             company_id=company_id,
             period_key=period.key,

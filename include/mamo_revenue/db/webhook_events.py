@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mamo_revenue.db.models import MamoWebhookEvent, utcnow
+from mamo_revenue.db.session import insert_for
 
 #: Event types whose announcement dates a refund, as Mamo sends them (the ``payment.*`` family
 #: mirrors ``charge.*``, MAMO_API.md §11).
@@ -34,13 +35,8 @@ def record_webhook_event(
 ) -> bool:
     """Record one delivery; True when the event is new, False for a duplicate (counted, not stored)."""
     now = now or utcnow()
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     inserted = session.execute(
-        insert(MamoWebhookEvent.__table__)
+        insert_for(session)(MamoWebhookEvent.__table__)
         .values(
             company_id=company_id,
             event_key=event_key[:250],
