@@ -33,7 +33,8 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="Revenue accounting",
         description="Mamo revenue accounting: companies, ledger connections, mappings, sync history and actions.",
-        dependencies=[Depends(requires_access_view(AccessView.PLUGINS)), Depends(remember_user)],
+        dependencies=[Depends(oauth.redact_callback_query), Depends(requires_access_view(AccessView.PLUGINS)),
+                      Depends(remember_user)],
         docs_url=None, redoc_url=None, openapi_url=None,  # no route without a login, not even the schema
     )
     app.include_router(pages.router)

@@ -52,6 +52,16 @@ def start_connect(request: Request, company_id: str, _: Editor, platform: str = 
     return RedirectResponse(pending.url, 303)
 
 
+def redact_callback_query(request: Request) -> None:
+    """The app's first dependency: on the OAuth callback, keep the code and state for the route
+    (``request.state.oauth_url`` / ``oauth_query``) and blank them in the request itself, before the login
+    check, so no way out (a 401 to the login page included) and not Airflow's access log can show them."""
+    if not request.url.path.endswith("/oauth/callback"):
+        return
+    request.state.oauth_url, request.state.oauth_query = str(request.url), dict(request.query_params)
+    _redact_query(request)
+
+
 def _redact_query(request: Request) -> None:
     """Airflow's access log prints the query string after the response: never the code or the state."""
     pairs = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
@@ -61,8 +71,7 @@ def _redact_query(request: Request) -> None:
 
 @router.get("/oauth/callback", name="oauth_callback")
 def oauth_callback(request: Request):
-    url, query = str(request.url), dict(request.query_params)
-    _redact_query(request)
+    url, query = request.state.oauth_url, request.state.oauth_query  # kept by redact_callback_query
     user = request.state.ra_user
     product = engine()
     with session_scope(product) as session:

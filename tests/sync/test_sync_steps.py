@@ -207,3 +207,17 @@ def test_a_refund_announced_within_the_period_is_recorded_by_its_run(world, acme
     run_period(acme, "2026-11-21", "run-2")
     [day2] = posted_journals(world, "MAMO-acme-20261121")
     assert (MAPPING["refunds"], "20.00") in journal_lines(day2)
+
+
+def test_a_rate_limit_pause_is_not_recorded_as_a_failure(world, acme):
+    """The task pauses until the ledger's limit resets (Airflow reschedules it): the period stays claimed by
+    its run, never failed, so neither the page nor the deadline check calls it a failure."""
+    from mamo_revenue.periods import Period
+
+    info = RunInfo(run_id="run-pause", explicit_period="2026-11-20")
+    sync.extract_step(acme, info)  # claims the period
+    with pytest.raises(errors.LedgerRateLimited):
+        with sync.recording_failure(world.engine, acme, Period.parse("2026-11-20", "daily"), "post", "run-pause"):
+            raise errors.LedgerRateLimited("Xero's daily limit is used up", problem="Daily")
+    record = world.sync_record(acme, "20261120")
+    assert record.status == "running" and record.error_class is None

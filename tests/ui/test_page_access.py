@@ -74,6 +74,18 @@ def test_a_browser_without_a_login_is_sent_to_airflows_login_and_back(stack, cid
     assert location.startswith("/auth/login") and f"%2Frevenue-accounting%2Fcompanies%2F{cid}" in location
 
 
+def test_a_callback_without_a_login_goes_to_the_login_without_its_code_or_state(stack):
+    """The ledger sends the browser back after the Airflow login expired: the way to the login page (and
+    Airflow's access log) must not carry the one-time code or the state."""
+    answer = requests.get(page_of(stack, "/oauth/callback?code=CODE-a1b2c3d4e5&state=STATE-f6a7b8c9d0"),
+                          headers={"Accept": "text/html"}, allow_redirects=False, timeout=30)
+    assert answer.status_code == 303
+    assert "/oauth/callback" in requests.utils.unquote(answer.headers["Location"])
+    for value in ("CODE-a1b2c3d4e5", "STATE-f6a7b8c9d0"):
+        assert value not in requests.utils.unquote(answer.headers["Location"])
+        assert value not in stack.log("api-server")
+
+
 @pytest.mark.parametrize("route", READS, ids=_id)
 def test_a_viewer_reads_the_page_and_the_history(stack, cid, route):
     method, path = route

@@ -75,6 +75,8 @@ def test_the_registration_ping_is_answered_without_the_header_but_not_with_a_wro
     assert bare.status_code == 200 and bare.json() == {"ping": "pong"}
     assert deliver(stack, cid, {"ping": "pong"}, "wrong-secret-of-the-same-size-xxxxxxxxxx").status_code == 401
     assert events(stack, cid) == []
+    for other in ("no_such_company", "Not-A-Slug"):  # the same answer whatever the id: it reveals nothing
+        assert deliver(stack, other, {"ping": "pong"}, None).json() == {"ping": "pong"}
 
 
 def test_a_company_without_a_secret_or_unknown_refuses_everything(stack, company_factory):
